@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import ase.io
+from ase.io.formats import string2index
 import numpy as np
 
 from so3k import keys
@@ -52,6 +53,9 @@ def read_frames(
         raise DataError(path, "is a directory, not a data file")
     if path.suffix == ".npz":
         frames = _read_npz(path, energy_unit or NPZ_DEFAULT_ENERGY_UNIT, length_unit)
+        if index != ":":
+            selection = string2index(index) if isinstance(index, str) else index
+            frames = frames.subset(np.atleast_1d(np.arange(len(frames))[selection]))
     else:
         frames = _read_ase(path, index, energy_key, forces_key, stress_key, energy_unit or "eV", length_unit, info_keys)
     check_frames(frames, path, require_energy=require_energy, require_forces=require_forces)

@@ -86,6 +86,9 @@ def test_md17_npz_in_kcal_per_mol(tmp_path, convention):
     assert KCAL_PER_MOL_TO_EV == pytest.approx(0.0433641, rel=1e-6)
     # read back as eV when the user says the file is in eV
     assert read_frames(path, energy_unit="eV").energy[0] == pytest.approx(E[0, 0])
+    # frame selection works as for ASE files
+    assert read_frames(path, index="::2").energy.tolist() == frames.energy[::2].tolist()
+    assert read_frames(path, index=-1).energy.tolist() == frames.energy[-1:].tolist()
 
 
 # -- bad input ---------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ def generate_cumulene(
                 frame = _labelled(atoms, calc, {**_info(n, rotation), keys.METHOD: config.method})
                 if frame is None:
                     skipped.append(k)
-                    sink.extra = {"next": k + 1, "skipped": skipped}
+                    sink.skip({"next": k + 1, "skipped": skipped})
                 else:
                     sink.append(frame, {"next": k + 1, "skipped": skipped})
                 bar.update()
@@ -221,7 +221,7 @@ def generate_scan(config: ScanConfig, out: str | Path, *, resume=False, overwrit
                 frame = _labelled(rotate_end(minimum, rotation), calc, {**_info(n, rotation), keys.METHOD: config.method})
                 if frame is None:
                     skipped.append([n, rotation])
-                    sink.extra = {"next": k + 1, "skipped": skipped}
+                    sink.skip({"next": k + 1, "skipped": skipped})
                 else:
                     sink.append(frame, {"next": k + 1, "skipped": skipped})
                 bar.update()

@@ -104,6 +104,11 @@ class FrameSink:
             self.extra = extra
         self._save_state()
 
+    def skip(self, extra: dict[str, Any]) -> None:
+        """Record progress without a frame (e.g. a reference calculation that failed)."""
+        self.extra = extra
+        self._save_state()
+
     def _save_state(self) -> None:
         state = dict(
             config=self.config,
