@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import io
+
 import ase.io
 from ase.io.formats import string2index
 import numpy as np
@@ -70,7 +72,7 @@ def write_extxyz(frames: Frames, path: str | Path) -> None:
 # -- ASE formats -----------------------------------------------------------------------------
 def _read_ase(path, index, energy_key, forces_key, stress_key, energy_unit, length_unit, info_keys) -> Frames:
     try:
-        images = ase.io.read(str(path), index=index)
+        images = _ase_read(path, index)
     except KeyError as err:  # ASE raises KeyError(symbol) for an unknown element symbol
         symbol = err.args[0] if err.args else "?"
         frame = _frame_of_symbol(path, symbol)
@@ -114,6 +116,22 @@ def _read_ase(path, index, energy_key, forces_key, stress_key, energy_unit, leng
         first = next(k for k, f in enumerate(forces) if f is None)
         raise DataError(path, f"has no forces under key {forces_key!r}", frame=first, hint="every frame needs them, or none")
     return frames
+
+
+def _ase_read(path: Path, index):
+    """ase.io.read, with compressed files decompressed once into memory.
+
+    ASE's extxyz reader seeks back and forth; on an .xz/.gz stream every backward seek
+    decompresses from the start again, which makes reading quadratic in the file length.
+    """
+    if path.suffix not in (".gz", ".xz", ".bz2"):
+        return ase.io.read(str(path), index=index)
+    fmt = ase.io.formats.filetype(str(path), read=True)
+    with ase.io.formats.open_with_compression(str(path)) as fh:
+        text = fh.read()
+    if not text.strip():
+        raise ase.io.formats.UnknownFileTypeError(f"Empty file: {path}")
+    return ase.io.read(io.StringIO(text), index=index, format=fmt)
 
 
 def _is_scalar(value) -> bool:
