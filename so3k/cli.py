@@ -21,6 +21,10 @@ def _stats(args: argparse.Namespace) -> int:
         length_unit=args.length_unit,
     )
     stats = compute_stats(frames)
+    if args.plot:
+        from so3k.data.plots import plot_dataset
+
+        print(f"plot: {plot_dataset(frames, args.plot, title=args.file)}")
     if args.json:
         import json
 
@@ -55,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("file", help="any ASE-readable file with energies/forces, or an MD17/rMD17 .npz")
     add_read_options(stats)
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.add_argument("--plot", metavar="PNG", help="also save an overview plot (energies, forces, distances)")
     stats.add_argument("--strict", action="store_true", help="exit with status 1 if any frame is flagged")
     stats.set_defaults(func=_stats)
     for module in (md, cumulene, water, relabel):

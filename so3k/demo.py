@@ -11,6 +11,7 @@ from pathlib import Path
 
 from so3k import datasets
 from so3k.data.io import read_frames
+from so3k.data.plots import plot_dataset
 from so3k.data.stats import compute_stats
 
 
@@ -33,11 +34,13 @@ def run_demo(out_dir: str | Path = "runs/demo") -> int:
     print("== shipped data sets (so3k/datasets; E std after per-element reference energies)")
     summarise_shipped()
 
-    print("\n== a fresh data set: GFN2-xTB Langevin MD of ethanol at 500 K (20 frames)")
+    print("\n== a fresh data set: GFN2-xTB Langevin MD of ethanol at 500 K (200 frames)")
     t0 = time.perf_counter()
-    config = MDConfig(molecule="ethanol", n_frames=20, equilibration_steps=200, stride=10, seed=0)
+    config = MDConfig(molecule="ethanol", n_frames=200, equilibration_steps=400, stride=10, seed=0)
     path = generate_md(config, out_dir / "ethanol-md.extxyz", overwrite=True, command="so3k demo")
     print(f"generated in {time.perf_counter() - t0:.1f} s")
-    print(compute_stats(read_frames(path)).format(str(path)))
-    print(f"\nartifacts in {out_dir}/: {path.name} and its provenance file")
+    frames = read_frames(path)
+    print(compute_stats(frames).format(str(path)))
+    plot = plot_dataset(frames, out_dir / "ethanol-md.png", title="GFN2-xTB ethanol, 500 K")
+    print(f"\nartifacts in {out_dir}/: {path.name}, its provenance file, and the overview plot {plot.name}")
     return 0

@@ -67,3 +67,12 @@ def test_cli_reports_bad_file_clearly(tmp_path, capsys):
     assert main(["data", "stats", str(path)]) == 2
     err = capsys.readouterr().err
     assert "so3k: error:" in err and "broken.extxyz: contains no frames" in err
+
+
+def test_cli_saves_an_overview_plot(tmp_path, capsys, make_frames):
+    path = tmp_path / "set.extxyz"
+    write_extxyz(make_frames(n_frames=12, periodic=True), path)
+    png = tmp_path / "overview.png"
+    assert main(["data", "stats", str(path), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert f"plot: {png}" in capsys.readouterr().out
