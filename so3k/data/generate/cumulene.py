@@ -10,8 +10,8 @@ run reproduces an uninterrupted one exactly.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from so3k import keys
 from so3k.data.generate.reference import XTB_METHODS, xtb_calculator
-from so3k.data.generate.sink import FrameSink, add_output_options
+from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 
 CC_BOND = 1.30  # Å, starting C=C length before optimisation
 CH_BOND = 1.09  # Å
@@ -174,60 +174,64 @@ def generate_cumulene(
     config: CumuleneConfig, out: str | Path, *, resume=False, overwrite=False, progress=True, command=None
 ) -> Path:
     """Write ``config.n_frames`` randomly rotated, rattled cumulenes with xTB labels."""
-    sink = FrameSink(out, asdict(config), resume=resume, overwrite=overwrite)
-    if sink.complete:
-        return sink.target
-    calc = xtb_calculator(config.method)
-    minima: dict[int, Atoms] = {}
-    skipped = sink.extra.get("skipped", [])
-    try:
-        with tqdm(total=config.n_frames, initial=sink.extra.get("next", 0), disable=not progress, desc="cumulene", unit="frame") as bar:
-            for k in range(sink.extra.get("next", 0), config.n_frames):
-                rng = np.random.default_rng([config.seed, k])
-                n = int(rng.choice(config.lengths))
-                rotation = float(rng.uniform(0.0, config.max_rotation))
-                if n not in minima:
-                    minima[n] = optimised_cumulene(n, config.method, config.fmax)
-                atoms = rotate_end(minima[n], rotation)
-                atoms.positions += rng.normal(scale=config.rattle, size=atoms.positions.shape)
-                frame = _labelled(atoms, calc, {**_info(n, rotation), keys.METHOD: config.method})
-                if frame is None:
-                    skipped.append(k)
-                    sink.skip({"next": k + 1, "skipped": skipped})
-                else:
-                    sink.append(frame, {"next": k + 1, "skipped": skipped})
-                bar.update()
-    finally:
-        sink.close()
-    return sink.finish({"command": command or "(Python API)", "method": config.method, "skipped_frames": skipped})
+    minima = _Minima(config.method, config.fmax)
+
+    def make(k: int) -> tuple[Atoms, int, float]:
+        rng = np.random.default_rng([config.seed, k])
+        n = int(rng.choice(config.lengths))
+        rotation = float(rng.uniform(0.0, config.max_rotation))
+        atoms = rotate_end(minima(n), rotation)
+        atoms.positions += rng.normal(scale=config.rattle, size=atoms.positions.shape)
+        return atoms, n, rotation
+
+    return _write_frames(config, out, config.n_frames, make, "cumulene", resume, overwrite, progress, command)
 
 
 def generate_scan(config: ScanConfig, out: str | Path, *, resume=False, overwrite=False, progress=True, command=None) -> Path:
     """Write rigid torsion scans, one per chain length."""
+    minima = _Minima(config.method, config.fmax)
+    jobs = [(n, float(r)) for n in config.lengths for r in np.linspace(0.0, config.max_rotation, config.n_points)]
+
+    def make(k: int) -> tuple[Atoms, int, float]:
+        n, rotation = jobs[k]
+        return rotate_end(minima(n), rotation), n, rotation
+
+    return _write_frames(config, out, len(jobs), make, "scan", resume, overwrite, progress, command)
+
+
+class _Minima:
+    """Relaxed cumulenes by chain length, each relaxed once."""
+
+    def __init__(self, method: str, fmax: float):
+        self.method, self.fmax, self.cache = method, fmax, {}
+
+    def __call__(self, n: int) -> Atoms:
+        if n not in self.cache:
+            self.cache[n] = optimised_cumulene(n, self.method, self.fmax)
+        return self.cache[n]
+
+
+def _write_frames(config, out, n_jobs, make, desc, resume, overwrite, progress, command) -> Path:
+    """Label frames ``make(k)`` for k < n_jobs; frames are independent, so resuming is restarting at k."""
     sink = FrameSink(out, asdict(config), resume=resume, overwrite=overwrite)
     if sink.complete:
         return sink.target
     calc = xtb_calculator(config.method)
-    rotations = np.linspace(0.0, config.max_rotation, config.n_points)
-    jobs = [(n, float(r)) for n in config.lengths for r in rotations]
-    skipped = sink.extra.get("skipped", [])
-    minimum, minimum_n = None, None
+    start, skipped = sink.extra.get("next", 0), sink.extra.get("skipped", [])
     try:
-        with tqdm(total=len(jobs), initial=sink.extra.get("next", 0), disable=not progress, desc="scan", unit="frame") as bar:
-            for k in range(sink.extra.get("next", 0), len(jobs)):
-                n, rotation = jobs[k]
-                if minimum_n != n:
-                    minimum, minimum_n = optimised_cumulene(n, config.method, config.fmax), n
-                frame = _labelled(rotate_end(minimum, rotation), calc, {**_info(n, rotation), keys.METHOD: config.method})
+        with tqdm(total=n_jobs, initial=start, disable=not progress, desc=desc, unit="frame") as bar:
+            for k in range(start, n_jobs):
+                atoms, n, rotation = make(k)
+                frame = _labelled(atoms, calc, {**_info(n, rotation), keys.METHOD: config.method})
                 if frame is None:
-                    skipped.append([n, rotation])
+                    skipped.append({"frame": k, keys.N_CARBONS: n, keys.ROTATION: rotation})
                     sink.skip({"next": k + 1, "skipped": skipped})
                 else:
                     sink.append(frame, {"next": k + 1, "skipped": skipped})
                 bar.update()
     finally:
         sink.close()
-    return sink.finish({"command": command or "(Python API)", "method": config.method, "skipped_points": skipped})
+    return sink.finish({"command": command or "(Python API)", "method": config.method, "skipped": skipped})
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -241,34 +245,18 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cumulene", help="non-local cumulene set: random terminal rotations, xTB labels")
-    p.add_argument("--frames", type=int, default=CumuleneConfig.n_frames, help="number of frames (default 500)")
+    p.add_argument("--frames", dest="n_frames", type=int, default=CumuleneConfig.n_frames, help="number of frames (default 500)")
     p.add_argument("--lengths", type=_int_list, default=TRAIN_LENGTHS, help="carbon counts, e.g. 3-10,13,14 (default)")
     p.add_argument("--max-rotation", type=float, default=70.0, help="largest rotation from the minimum, degrees (default 70)")
     p.add_argument("--rattle", type=float, default=0.02, help="Gaussian displacement of every atom, Å (default 0.02)")
     p.add_argument("--method", default="GFN2-xTB", choices=XTB_METHODS)
     add_output_options(p, "cumulene.extxyz")
-    p.set_defaults(func=_run_cumulene)
+    p.set_defaults(func=partial(run_generator, CumuleneConfig, generate_cumulene))
 
     s = subparsers.add_parser("scan", help="rigid cumulene torsion scans per chain length, xTB labels")
     s.add_argument("--lengths", type=_int_list, default=SCAN_LENGTHS, help="carbon counts, e.g. 3-16 (default)")
     s.add_argument("--max-rotation", type=float, default=90.0, help="last rotation from the minimum, degrees (default 90)")
-    s.add_argument("--points", type=int, default=19, help="points per scan (default 19: every 5 degrees)")
+    s.add_argument("--points", dest="n_points", type=int, default=19, help="points per scan (default 19: every 5 degrees)")
     s.add_argument("--method", default="GFN2-xTB", choices=XTB_METHODS)
     add_output_options(s, "cumulene-scan.extxyz")
-    s.set_defaults(func=_run_scan)
-
-
-def _run_cumulene(args: argparse.Namespace) -> int:
-    config = CumuleneConfig(
-        n_frames=args.frames, lengths=args.lengths, max_rotation=args.max_rotation, rattle=args.rattle, method=args.method, seed=args.seed
-    )
-    path = generate_cumulene(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress, command=args.command_line)
-    print(f"wrote {path}")
-    return 0
-
-
-def _run_scan(args: argparse.Namespace) -> int:
-    config = ScanConfig(lengths=args.lengths, max_rotation=args.max_rotation, n_points=args.points, method=args.method, seed=args.seed)
-    path = generate_scan(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress, command=args.command_line)
-    print(f"wrote {path}")
-    return 0
+    s.set_defaults(func=partial(run_generator, ScanConfig, generate_scan))

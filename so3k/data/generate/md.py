@@ -16,9 +16,9 @@ molecule's slow Brownian drift (a few Å per run) is invisible to translation-in
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from so3k import keys
 from so3k.data.generate.reference import XTB_METHODS, xtb_calculator
-from so3k.data.generate.sink import FrameSink, add_output_options
+from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 from so3k.data.molecules import BUILTIN, load_molecule
 
 
@@ -183,29 +183,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=d["temperature"], help="thermostat temperature, K (default 500)")
     p.add_argument("--timestep", type=float, default=d["timestep"], help="fs (default 0.5)")
     p.add_argument("--friction", type=float, default=d["friction"], help="Langevin friction, 1/fs (default 0.01)")
-    p.add_argument("--equilibration", type=int, default=d["equilibration_steps"], help="steps before the first frame (default 1000)")
+    p.add_argument("--equilibration", dest="equilibration_steps", type=int, default=d["equilibration_steps"], help="steps before the first frame (default 1000)")
     p.add_argument("--stride", type=int, default=d["stride"], help="steps between frames (default 10)")
-    p.add_argument("--frames", type=int, default=d["n_frames"], help="number of frames (default 1000)")
+    p.add_argument("--frames", dest="n_frames", type=int, default=d["n_frames"], help="number of frames (default 1000)")
     p.add_argument("--fmax", type=float, default=d["fmax"], help="pre-optimisation threshold, eV/Å; 0 skips it (default 0.01)")
     add_output_options(p, "md.extxyz")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = MDConfig(
-        molecule=args.molecule,
-        method=args.method,
-        charge=args.charge,
-        multiplicity=args.multiplicity,
-        temperature=args.temperature,
-        timestep=args.timestep,
-        friction=args.friction,
-        equilibration_steps=args.equilibration,
-        stride=args.stride,
-        n_frames=args.frames,
-        fmax=args.fmax,
-        seed=args.seed,
-    )
-    path = generate_md(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress, command=args.command_line)
-    print(f"wrote {path}")
-    return 0
+    p.set_defaults(func=partial(run_generator, MDConfig, generate_md))

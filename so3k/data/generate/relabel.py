@@ -9,10 +9,10 @@ every frame, written or skipped, so a resumed run neither repeats nor retries an
 
 from __future__ import annotations
 
-import argparse
 import os
 import warnings
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from so3k import keys
-from so3k.data.generate.sink import FrameSink, add_output_options
+from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 from so3k.data.io import read_frames
 from so3k.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 
@@ -188,27 +188,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--grid-level", type=int, default=d.grid_level, help=f"integration grid level 0-9 (default {d.grid_level})")
     p.add_argument("--start", type=int, default=d.start, help="first input frame (default 0)")
     p.add_argument("--every", type=int, default=d.every, help="relabel every K-th input frame from --start (default 1)")
-    p.add_argument("--frames", type=int, default=None, help="relabel at most N frames (default: all selected)")
+    p.add_argument("--frames", dest="n_frames", type=int, default=None, help="relabel at most N frames (default: all selected)")
     add_output_options(p, "relabelled.extxyz")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = RelabelConfig(
-        input=args.input,
-        xc=args.xc,
-        basis=args.basis,
-        charge=args.charge,
-        multiplicity=args.multiplicity,
-        density_fit=args.density_fit,
-        conv_tol=args.conv_tol,
-        max_cycle=args.max_cycle,
-        grid_level=args.grid_level,
-        start=args.start,
-        every=args.every,
-        n_frames=args.frames,
-        seed=args.seed,
-    )
-    path = generate_relabel(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress, command=args.command_line)
-    print(f"wrote {path}")
-    return 0
+    p.set_defaults(func=partial(run_generator, RelabelConfig, generate_relabel))

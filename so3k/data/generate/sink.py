@@ -17,6 +17,7 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,12 @@ def add_output_options(parser, default_out: str) -> None:
     group.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
     group.add_argument("--overwrite", action="store_true", help="start again even if the output exists")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run_generator(config_cls, generate, args) -> int:
+    """CLI glue: build ``config_cls`` from the options named after its fields, run, report."""
+    names = [f.name for f in fields(config_cls) if hasattr(args, f.name)]
+    config = config_cls(**{name: getattr(args, name) for name in names})
+    out = generate(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress, command=args.command_line)
+    print(f"wrote {out}")
+    return 0

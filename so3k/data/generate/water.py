@@ -13,8 +13,8 @@ resumed run reproduces an uninterrupted one byte for byte.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from so3k import keys
 from so3k.data.generate.reference import XTB_METHODS, xtb_calculator
-from so3k.data.generate.sink import FrameSink, add_output_options
+from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 
 WATER_MASS = float(Atoms("OH2").get_masses().sum())  # amu
 R_HH = 2 * rOH * np.sin(np.radians(angleHOH) / 2)  # Å, H-H distance of rigid TIP3P water
@@ -271,34 +271,15 @@ def generate_water(config: WaterConfig, out: str | Path, *, resume=False, overwr
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("water", help="periodic water box: TIP3P Langevin MD, rattled snapshots, xTB energy/forces/stress")
     d = WaterConfig
-    p.add_argument("--molecules", type=int, default=d.n_molecules, help=f"water molecules in the box (default {d.n_molecules})")
+    p.add_argument("--molecules", dest="n_molecules", type=int, default=d.n_molecules, help=f"water molecules in the box (default {d.n_molecules})")
     p.add_argument("--density", type=float, default=d.density, help=f"g/cm³, sets the cubic box (default {d.density})")
     p.add_argument("--temperature", type=float, default=d.temperature, help=f"K (default {d.temperature:g})")
     p.add_argument("--timestep", type=float, default=d.timestep, help=f"fs (default {d.timestep})")
     p.add_argument("--friction", type=float, default=d.friction, help=f"Langevin friction, 1/fs (default {d.friction})")
-    p.add_argument("--equilibration", type=int, default=d.equilibration_steps, help="MD steps before the first frame (default 2000)")
+    p.add_argument("--equilibration", dest="equilibration_steps", type=int, default=d.equilibration_steps, help="MD steps before the first frame (default 2000)")
     p.add_argument("--stride", type=int, default=d.stride, help=f"MD steps between frames (default {d.stride})")
-    p.add_argument("--frames", type=int, default=d.n_frames, help=f"number of frames (default {d.n_frames})")
+    p.add_argument("--frames", dest="n_frames", type=int, default=d.n_frames, help=f"number of frames (default {d.n_frames})")
     p.add_argument("--rattle", type=float, default=d.rattle, help=f"Gaussian displacement of every atom, Å (default {d.rattle})")
     p.add_argument("--method", default=d.method, choices=XTB_METHODS, help=f"periodic xTB reference (default {d.method})")
     add_output_options(p, "water.extxyz")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = WaterConfig(
-        n_molecules=args.molecules,
-        density=args.density,
-        temperature=args.temperature,
-        timestep=args.timestep,
-        friction=args.friction,
-        equilibration_steps=args.equilibration,
-        stride=args.stride,
-        n_frames=args.frames,
-        rattle=args.rattle,
-        method=args.method,
-        seed=args.seed,
-    )
-    path = generate_water(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress, command=args.command_line)
-    print(f"wrote {path}")
-    return 0
+    p.set_defaults(func=partial(run_generator, WaterConfig, generate_water))

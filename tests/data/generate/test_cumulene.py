@@ -14,6 +14,7 @@ from so3k.data.generate.cumulene import (
     optimised_cumulene,
     rotate_end,
 )
+from so3k.data.generate import sink as sink_module
 from so3k.data.generate.reference import xtb_calculator
 from so3k.data.io import read_frames
 
@@ -73,7 +74,7 @@ def test_generated_frames_and_forces(tmp_path):
         assert -(e[0] - e[1]) / (2 * h) == pytest.approx(forces[i, c], abs=2e-5)
 
 
-def test_same_seed_same_file_and_resume(tmp_path):
+def test_same_seed_same_file_and_resume(tmp_path, interrupt):
     config = CumuleneConfig(n_frames=8, lengths=(3, 4, 5), seed=11)
     generate_cumulene(config, tmp_path / "a.extxyz", progress=False)
     generate_cumulene(config, tmp_path / "b.extxyz", progress=False)
@@ -83,23 +84,10 @@ def test_same_seed_same_file_and_resume(tmp_path):
     assert (tmp_path / "a.extxyz").read_bytes() != (tmp_path / "c.extxyz").read_bytes()
 
     # interrupt after 3 frames, then resume
-    from so3k.data.generate import sink as sink_module
-
-    calls = {"n": 0}
-    real_append = sink_module.FrameSink.append
-
-    def append_then_die(self, atoms, extra=None):
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        real_append(self, atoms, extra)
-
-    sink_module.FrameSink.append = append_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            generate_cumulene(config, tmp_path / "d.extxyz", progress=False)
-    finally:
-        sink_module.FrameSink.append = real_append
+    interrupt(sink_module.FrameSink, "append", after=3)
+    with pytest.raises(KeyboardInterrupt):
+        generate_cumulene(config, tmp_path / "d.extxyz", progress=False)
+    interrupt.undo()
     assert len(read_frames(tmp_path / "d.extxyz")) == 3
     generate_cumulene(config, tmp_path / "d.extxyz", resume=True, progress=False)
     assert (tmp_path / "d.extxyz").read_bytes() == (tmp_path / "a.extxyz").read_bytes()

@@ -85,25 +85,17 @@ def test_same_seed_same_file(tmp_path):
     [10, SMALL["equilibration_steps"] + 3 * SMALL["stride"] + 2],
     ids=["during-equilibration", "between-frames"],
 )
-def test_resume_reproduces_an_uninterrupted_run(tmp_path, monkeypatch, stop_at_step):
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, interrupt, stop_at_step):
     config = MDConfig(**SMALL, seed=4)
     reference = tmp_path / "ref.extxyz"
     generate_md(config, reference, progress=False)
 
     # Interrupt inside the integrator, as Ctrl-C would: the steps after the last frame are lost.
-    real_step, calls = Langevin.step, {"n": 0}
-
-    def step_then_stop(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == stop_at_step:
-            raise KeyboardInterrupt
-        return real_step(self, *args, **kwargs)
-
     out = tmp_path / "run.extxyz"
-    monkeypatch.setattr(Langevin, "step", step_then_stop)
+    interrupt(Langevin, "step", after=stop_at_step - 1)
     with pytest.raises(KeyboardInterrupt):
         generate_md(config, out, progress=False)
-    monkeypatch.setattr(Langevin, "step", real_step)
+    interrupt.undo()
     written = (stop_at_step - config.equilibration_steps) // config.stride if stop_at_step > config.equilibration_steps else 0
     assert out.read_text().count("Properties=") == written
     assert not provenance_path(out).exists()

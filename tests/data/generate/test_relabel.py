@@ -93,40 +93,27 @@ def test_unconverged_frames_are_skipped_and_reported(water_file, tmp_path, capsy
     assert "skipped frame 0" in capsys.readouterr().out
 
 
-def _interrupt(monkeypatch, target, name, after):
-    """Make ``target.name`` raise KeyboardInterrupt on call number ``after + 1``; count the calls."""
-    real, calls = getattr(target, name), []
 
-    def wrapped(*args, **kwargs):
-        if len(calls) == after:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(target, name, wrapped)
-    return calls
-
-
-def test_resume_gives_the_same_file(relabelled, water_file, tmp_path, monkeypatch):
+def test_resume_gives_the_same_file(relabelled, water_file, tmp_path, interrupt):
     config = RelabelConfig(input=str(water_file), start=1, every=2)
     out = tmp_path / "r.extxyz"
-    with monkeypatch.context() as m:
-        _interrupt(m, sink_module.FrameSink, "append", after=1)
-        with pytest.raises(KeyboardInterrupt):
-            generate_relabel(config, out, progress=False)
+    interrupt(sink_module.FrameSink, "append", after=1)
+    with pytest.raises(KeyboardInterrupt):
+        generate_relabel(config, out, progress=False)
+    interrupt.undo()
     assert len(read_frames(out)) == 1
     generate_relabel(config, out, resume=True, progress=False)
     assert out.read_bytes() == relabelled.read_bytes()
 
 
-def test_skipped_frames_are_not_retried_on_resume(water_file, tmp_path, monkeypatch):
+def test_skipped_frames_are_not_retried_on_resume(water_file, tmp_path, interrupt):
     config = RelabelConfig(input=str(water_file), basis="sto-3g", max_cycle=1, n_frames=3)
     out = tmp_path / "s.extxyz"
-    with monkeypatch.context() as m:
-        _interrupt(m, relabel_module, "dft_energy_forces", after=2)
-        with pytest.raises(KeyboardInterrupt):
-            generate_relabel(config, out, progress=False)
-    calls = _interrupt(monkeypatch, relabel_module, "dft_energy_forces", after=99)
+    interrupt(relabel_module, "dft_energy_forces", after=2)
+    with pytest.raises(KeyboardInterrupt):
+        generate_relabel(config, out, progress=False)
+    interrupt.undo()
+    calls = interrupt(relabel_module, "dft_energy_forces", after=99)
     generate_relabel(config, out, resume=True, progress=False)
     assert len(calls) == 1
     record = json.loads((tmp_path / "s.provenance.json").read_text())

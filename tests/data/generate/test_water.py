@@ -81,25 +81,14 @@ def test_rigid_water_constraint_keeps_tip3p_geometry():
     assert np.allclose(np.linalg.norm(r[:, 2] - r[:, 1], axis=1), R_HH, atol=1e-12)
 
 
-def test_same_seed_same_file_and_resume(small_file, tmp_path):
+def test_same_seed_same_file_and_resume(small_file, tmp_path, interrupt):
     generate_water(WaterConfig(**SMALL), tmp_path / "a.extxyz", progress=False)
     assert (tmp_path / "a.extxyz").read_bytes() == small_file.read_bytes()
 
-    calls = {"n": 0}
-    real_append = sink_module.FrameSink.append
-
-    def append_then_die(self, atoms, extra=None):
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        real_append(self, atoms, extra)
-
-    sink_module.FrameSink.append = append_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            generate_water(WaterConfig(**SMALL), tmp_path / "b.extxyz", progress=False)
-    finally:
-        sink_module.FrameSink.append = real_append
+    interrupt(sink_module.FrameSink, "append", after=2)
+    with pytest.raises(KeyboardInterrupt):
+        generate_water(WaterConfig(**SMALL), tmp_path / "b.extxyz", progress=False)
+    interrupt.undo()
     assert len(read_frames(tmp_path / "b.extxyz")) == 2
     generate_water(WaterConfig(**SMALL), tmp_path / "b.extxyz", resume=True, progress=False)
     assert (tmp_path / "b.extxyz").read_bytes() == small_file.read_bytes()
