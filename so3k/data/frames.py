@@ -15,7 +15,6 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
-from so3k import keys
 
 
 @dataclass

@@ -7,13 +7,12 @@ files in either key convention. Units are converted once, here, to Å / eV / eV/
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-import io
-
 import ase.io
-from ase.io.formats import string2index
 import numpy as np
+from ase.io.formats import string2index
 
 from so3k import keys
 from so3k.data.frames import Frames, voigt_to_full

@@ -8,7 +8,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from so3k.data.frames import Frames
-from so3k.data.stats import element_counts, min_distances
+from so3k.data.stats import energy_residuals, min_distances
 
 
 def plot_dataset(frames: Frames, path: str | Path, title: str = "") -> Path:
@@ -20,9 +20,7 @@ def plot_dataset(frames: Frames, path: str | Path, title: str = "") -> Path:
 
     fig, ax = plt.subplots(2, 2, figsize=(10, 7))
     if frames.energy is not None:
-        counts, _ = element_counts(frames)
-        ref, *_ = np.linalg.lstsq(counts, frames.energy, rcond=None)
-        resid = frames.energy - counts @ ref  # removes composition, so mixed sets share one axis
+        resid = energy_residuals(frames)
         ax[0, 0].plot(resid, lw=0.6)
         ax[0, 1].hist(resid, bins=50)
     for a in (ax[0, 0], ax[0, 1]):

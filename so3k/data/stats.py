@@ -105,6 +105,16 @@ def element_counts(frames: Frames) -> tuple[np.ndarray, np.ndarray]:
     return counts, zs
 
 
+def energy_residuals(frames: Frames) -> np.ndarray:
+    """(M,) energies minus per-element reference energies fitted by least squares (eV).
+
+    Removes what composition alone explains, so frames of different molecules share one scale.
+    """
+    counts, _ = element_counts(frames)
+    ref, *_ = np.linalg.lstsq(counts, frames.energy, rcond=None)
+    return frames.energy - counts @ ref
+
+
 def compute_stats(frames: Frames) -> DatasetStats:
     n = frames.n_atoms
     zs, counts = np.unique(frames.numbers, return_counts=True)
@@ -117,9 +127,7 @@ def compute_stats(frames: Frames) -> DatasetStats:
         energy = dict(mean=float(e.mean()), std=float(e.std()), min=float(e.min()), max=float(e.max()))
         epa = e / n
         energy_per_atom = dict(mean=float(epa.mean()), std=float(epa.std()))
-        counts_per_frame, _ = element_counts(frames)
-        ref, *_ = np.linalg.lstsq(counts_per_frame, e, rcond=None)
-        resid = e - counts_per_frame @ ref
+        resid = energy_residuals(frames)
         resid_std = float(resid.std())
         mad = 1.4826 * np.median(np.abs(resid - np.median(resid)))
         if mad > 0:

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from so3k import keys
-from so3k.data.generate.reference import XTB_METHODS, xtb_calculator
+from so3k.data.generate.reference import XTB_METHODS, label, xtb_calculator
 from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 
 CC_BOND = 1.30  # Å, starting C=C length before optimisation
@@ -96,20 +95,6 @@ def optimised_cumulene(n_carbons: int, method: str = "GFN2-xTB", fmax: float = 0
     atoms.calc = xtb_calculator(method)
     BFGS(atoms, logfile=None).run(fmax=fmax, steps=500)
     atoms.calc = None
-    return atoms
-
-
-def _labelled(atoms: Atoms, calc, info: dict) -> Atoms | None:
-    atoms = atoms.copy()
-    atoms.calc = calc
-    try:
-        energy = atoms.get_potential_energy()
-        forces = atoms.get_forces()
-    except Exception as err:  # noqa: BLE001 - tblite raises plain exceptions for SCF failures
-        tqdm.write(f"skipped {info}: reference calculation failed ({err})")
-        return None
-    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-    atoms.info.update(info)
     return atoms
 
 
@@ -222,7 +207,7 @@ def _write_frames(config, out, n_jobs, make, desc, resume, overwrite, progress, 
         with tqdm(total=n_jobs, initial=start, disable=not progress, desc=desc, unit="frame") as bar:
             for k in range(start, n_jobs):
                 atoms, n, rotation = make(k)
-                frame = _labelled(atoms, calc, {**_info(n, rotation), keys.METHOD: config.method})
+                frame = label(atoms, calc, {**_info(n, rotation), keys.METHOD: config.method})
                 if frame is None:
                     skipped.append({"frame": k, keys.N_CARBONS: n, keys.ROTATION: rotation})
                     sink.skip({"next": k + 1, "skipped": skipped})

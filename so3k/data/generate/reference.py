@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+from ase import Atoms
 from ase.calculators.calculator import all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
+from tqdm.auto import tqdm
 
 # tblite and PySCF use OpenMP; one thread per process avoids oversubscribing small machines.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -33,3 +36,19 @@ def xtb_calculator(method: str = "GFN2-xTB", charge: int = 0, multiplicity: int 
             super().calculate(atoms, properties, all_changes)
 
     return StatelessTBLite(method=method, charge=charge, multiplicity=multiplicity, accuracy=accuracy, verbosity=0)
+
+
+def label(atoms: Atoms, calc, info: dict, stress: bool = False) -> Atoms | None:
+    """``atoms`` with the reference energy and forces (and stress) frozen into a
+    SinglePointCalculator and ``info`` added; None, with a message, if the calculation fails."""
+    atoms.calc = calc
+    try:
+        results = dict(energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+        if stress:
+            results["stress"] = atoms.get_stress()
+    except Exception as err:  # noqa: BLE001 - tblite raises plain exceptions for SCF failures
+        tqdm.write(f"skipped {info}: reference calculation failed ({err})")
+        return None
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    atoms.info.update(info)
+    return atoms

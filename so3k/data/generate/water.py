@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.calculators.tip3p import TIP3P, angleHOH, rOH
 from ase.constraints import FixBondLengths
 from ase.md.langevin import Langevin
@@ -27,7 +26,7 @@ from ase.md.velocitydistribution import thermalize_momenta
 from tqdm.auto import tqdm
 
 from so3k import keys
-from so3k.data.generate.reference import XTB_METHODS, xtb_calculator
+from so3k.data.generate.reference import XTB_METHODS, label, xtb_calculator
 from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 
 WATER_MASS = float(Atoms("OH2").get_masses().sum())  # amu
@@ -194,18 +193,6 @@ def _md(atoms: Atoms, config: WaterConfig, rng: np.random.Generator) -> Langevin
     return Langevin(atoms, config.timestep * units.fs, temperature_K=config.temperature, friction=friction, fixcm=False, rng=rng)
 
 
-def _labelled(atoms: Atoms, calc, info: dict) -> Atoms | None:
-    atoms.calc = calc
-    try:
-        energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
-    except Exception as err:  # noqa: BLE001 - tblite raises plain exceptions for SCF failures
-        tqdm.write(f"skipped {info}: reference calculation failed ({err})")
-        return None
-    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, stress=stress)
-    atoms.info.update(info)
-    return atoms
-
-
 def generate_water(config: WaterConfig, out: str | Path, *, resume=False, overwrite=False, progress=True, command=None) -> Path:
     """Write ``config.n_frames`` rattled TIP3P snapshots of a periodic water box with xTB labels."""
     sink = FrameSink(out, asdict(config), resume=resume, overwrite=overwrite)
@@ -237,7 +224,7 @@ def generate_water(config: WaterConfig, out: str | Path, *, resume=False, overwr
                 temperatures.append(round(float(atoms.get_temperature()), 3))
                 rattle = np.random.default_rng([config.seed, k]).normal(scale=config.rattle, size=atoms.positions.shape)
                 frame = Atoms(numbers=atoms.numbers, positions=atoms.positions + rattle, cell=atoms.cell, pbc=True)
-                frame = _labelled(frame, calc, {keys.MD_STEP: step, keys.METHOD: config.method})
+                frame = label(frame, calc, {keys.MD_STEP: step, keys.METHOD: config.method}, stress=True)
                 extra = dict(
                     next=k + 1,
                     step=step,
