@@ -11,6 +11,7 @@ NUMBERS: Final[str] = "numbers"  # (N,) | atomic numbers
 N_ATOMS: Final[str] = "n_atoms"  # (M,) | atoms per frame
 ENERGY: Final[str] = "energy"  # (M,) | total potential energy (eV)
 FORCES: Final[str] = "forces"  # (N, 3) | forces (eV/Å)
+VIRIAL: Final[str] = "virial"  # (M, 3, 3) | virial -dE/d(strain) (eV)
 STRESS: Final[str] = "stress"  # (M, 3, 3) | stress tensor, positive under tension as in ASE (eV/Å³)
 CELL: Final[str] = "cell"  # (M, 3, 3) | rows are the cell vectors (Å); zero when not periodic
 PBC: Final[str] = "pbc"  # (M, 3) | periodicity along each cell vector

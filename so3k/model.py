@@ -1,0 +1,120 @@
+"""The So3krates energy model: explicit tensors in, energies out.
+
+It knows nothing about forces, neighbour lists, units or engines: the pair list (idx_i, idx_j)
+and the Cartesian shift of each pair are given, so the same module serves training batches,
+the ASE calculator, OpenMM and LAMMPS (ghost atoms simply carry zero shifts).
+"""
+
+from typing import List, Sequence, Union
+
+import torch
+from ase.data import atomic_numbers as symbol_to_number
+from torch import Tensor, nn
+
+from .config import ModelConfig, model_config
+from .nn.cutoff import make_cutoff
+from .nn.embedding import ElementEmbedding
+from .nn.layer import So3kratesLayer
+from .nn.ops import safe_divide, safe_sqrt, scatter_sum
+from .nn.radial import make_radial_basis
+from .nn.readout import EnergyReadout
+from .nn.sphc import SphcInit, degree_matrix
+from .nn.spherical_harmonics import SphericalHarmonics
+
+NUM_Z = 119  # atomic numbers 0..118 in the species lookup table
+
+
+class So3krates(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        degrees: List[int] = list(config.degrees)
+        num_elements = len(config.elements)
+        self.cutoff = float(config.cutoff)
+        self.num_layers = int(config.layers)
+
+        species_of_z = torch.full((NUM_Z,), -1, dtype=torch.long)
+        for k, symbol in enumerate(config.elements):
+            species_of_z[symbol_to_number[symbol]] = k
+        self.register_buffer("species_of_z", species_of_z)
+        # (|L|, M): broadcasts one number per degree to the 2l+1 components of that degree.
+        self.register_buffer("expand", degree_matrix(degrees).T.contiguous())
+
+        self.embedding = ElementEmbedding(num_elements, config.features)
+        self.radial_basis = make_radial_basis(config.radial_basis, config.num_radial, config.cutoff)
+        self.cutoff_fn = make_cutoff(config.cutoff_function, config.cutoff)
+        self.spherical_harmonics = SphericalHarmonics(degrees)
+        self.sphc_init = SphcInit(config.sphc_init)
+        self.layers = nn.ModuleList(
+            [
+                So3kratesLayer(
+                    features=config.features,
+                    heads=config.heads,
+                    degrees=degrees,
+                    num_radial=config.num_radial,
+                    radial_hidden=config.radial_hidden,
+                    sphc_hidden=config.sphc_hidden,
+                    invariant=config.sphc_invariant,
+                    interaction=config.interaction,
+                    attention_bias=config.attention_bias,
+                )
+                for _ in range(config.layers)
+            ]
+        )
+        self.readout = EnergyReadout(config.features, config.readout_hidden, num_elements)
+
+    @torch.jit.export
+    def species(self, numbers: Tensor) -> Tensor:
+        """Atomic numbers (N,) -> species indices (N,); raises if an element is unknown to the model."""
+        if numbers.numel() > 0 and (bool((numbers < 0).any()) or bool((numbers >= self.species_of_z.shape[0]).any())):
+            raise ValueError("atomic numbers must lie in 1..118")
+        species = self.species_of_z[numbers]
+        if bool((species < 0).any()):
+            known: List[int] = torch.nonzero(self.species_of_z >= 0).flatten().tolist()
+            unknown: List[int] = torch.unique(numbers[species < 0]).tolist()
+            raise ValueError(
+                "this model does not know atomic number(s) "
+                + str(unknown)
+                + "; it was built for atomic numbers "
+                + str(known)
+            )
+        return species
+
+    @torch.jit.export
+    def atomic_energies(self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor) -> Tensor:
+        """Energy of each atom (N,) in eV.
+
+        positions (N, 3) Å; species (N,) int64 indices into config.elements; idx_i, idx_j (P,)
+        int64 centre and neighbour of each directed pair; shifts (P, 3) Å added to
+        positions[idx_j] - positions[idx_i] (periodic images; zeros otherwise). Pairs of length
+        zero are treated as padding and ignored.
+        """
+        num_atoms = positions.shape[0]
+        r_ij = positions[idx_j] - positions[idx_i] + shifts
+        d_ij = safe_sqrt((r_ij * r_ij).sum(-1))
+        u_ij = safe_divide(r_ij, d_ij[:, None])
+        phi_ij = self.cutoff_fn(d_ij)
+        rbf_ij = self.radial_basis(d_ij) * phi_ij[:, None]
+        sph_ij = self.spherical_harmonics(u_ij)
+
+        x = self.embedding(species)
+        chi = self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
+        for layer in self.layers:
+            x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j)
+        return self.readout(x, species)
+
+    def forward(
+        self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, batch: Tensor, num_graphs: int
+    ) -> Tensor:
+        """Total energy of each structure (num_graphs,) in eV; batch (N,) int64 maps atoms to structures."""
+        e_i = self.atomic_energies(positions, species, idx_i, idx_j, shifts)
+        return scatter_sum(e_i, batch, num_graphs)
+
+
+def build_model(preset: str = "neurips2022", elements: Sequence[Union[str, int]] = (), **overrides) -> So3krates:
+    """An untrained So3krates model: `build_model("neurips2022", elements=["C", "H", "O"], layers=3)`."""
+    return So3krates(model_config(preset, elements, **overrides))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

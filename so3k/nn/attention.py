@@ -1,0 +1,84 @@
+"""The two attention blocks of a So3krates layer (paper Eqs. 10-13). Neither uses a softmax:
+the cutoff phi_ij multiplies every coefficient, so the sums stay smooth as atoms enter or leave
+the cutoff sphere."""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .ops import scatter_sum
+
+
+class BlockLinear(nn.Module):
+    """A linear map that acts separately on `blocks` equal slices of the feature vector
+    (block-diagonal weight): (N, blocks * width) -> (N, blocks * width)."""
+
+    def __init__(self, blocks: int, width: int, bias: bool):
+        super().__init__()
+        self.blocks = blocks
+        self.width = width
+        bound = 1.0 / math.sqrt(width)  # nn.Linear's default initialisation, per block
+        self.weight = nn.Parameter(torch.empty(blocks, width, width).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(blocks, width).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        y = torch.einsum("nbw,bwv->nbv", x.reshape(n, self.blocks, self.width), self.weight)
+        bias = self.bias
+        if bias is not None:
+            y = y + bias
+        return y.reshape(n, self.blocks * self.width)
+
+
+class FeatureAttention(nn.Module):
+    """alpha_ij^h = phi_ij <Q_h x_i^h, w_ij^h * K_h x_j^h> / sqrt(d_h);  dx_i = concat_h sum_j alpha_ij^h V_h x_j^h."""
+
+    def __init__(self, features: int, heads: int, bias: bool):
+        super().__init__()
+        if features % heads:
+            raise ValueError(f"features ({features}) must be divisible by the number of heads ({heads})")
+        self.heads = heads
+        self.head_dim = features // heads
+        self.q = BlockLinear(heads, self.head_dim, bias)
+        self.k = BlockLinear(heads, self.head_dim, bias)
+        self.v = BlockLinear(heads, self.head_dim, bias)
+        self.inv_sqrt_dim = 1.0 / math.sqrt(self.head_dim)
+
+    def forward(self, x: Tensor, w_ij: Tensor, phi_ij: Tensor, idx_i: Tensor, idx_j: Tensor) -> Tensor:
+        """x (N, F), w_ij (P, F), phi_ij (P,) -> update dx (N, F)."""
+        num_pairs = w_ij.shape[0]
+        q_i = self.q(x)[idx_i]
+        k_j = self.k(x)[idx_j]
+        v_j = self.v(x)[idx_j].reshape(num_pairs, self.heads, self.head_dim)
+        alpha = (q_i * w_ij * k_j).reshape(num_pairs, self.heads, self.head_dim).sum(-1)
+        alpha = alpha * (phi_ij * self.inv_sqrt_dim)[:, None]
+        messages = (alpha[:, :, None] * v_j).reshape(num_pairs, self.heads * self.head_dim)
+        return scatter_sum(messages, idx_i, x.shape[0])
+
+
+class SphcAttention(nn.Module):
+    """One head per SPHC degree l, the spherical harmonics as values:
+    alpha_ij^l = phi_ij <Q_l x_i^(l), w'_ij^(l) * K_l x_j^(l)> / sqrt(F/|L|);  dchi_i^l = sum_j alpha_ij^l Y^l(u_ij)."""
+
+    def __init__(self, features: int, num_degrees: int, bias: bool):
+        super().__init__()
+        if features % num_degrees:
+            raise ValueError(f"features ({features}) must be divisible by the number of SPHC degrees ({num_degrees})")
+        self.num_degrees = num_degrees
+        self.head_dim = features // num_degrees
+        self.q = BlockLinear(num_degrees, self.head_dim, bias)
+        self.k = BlockLinear(num_degrees, self.head_dim, bias)
+        self.inv_sqrt_dim = 1.0 / math.sqrt(self.head_dim)
+
+    def forward(
+        self, x: Tensor, w_ij: Tensor, phi_ij: Tensor, sph_ij: Tensor, expand: Tensor, idx_i: Tensor, idx_j: Tensor
+    ) -> Tensor:
+        """x (N, F), w_ij (P, F), phi_ij (P,) pair weights, sph_ij (P, M), expand (|L|, M) 0/1
+        -> update dchi (N, M)."""
+        num_pairs = w_ij.shape[0]
+        q_i = self.q(x)[idx_i]
+        k_j = self.k(x)[idx_j]
+        alpha = (q_i * w_ij * k_j).reshape(num_pairs, self.num_degrees, self.head_dim).sum(-1)
+        alpha = alpha * (phi_ij * self.inv_sqrt_dim)[:, None]
+        return scatter_sum((alpha @ expand) * sph_ij, idx_i, x.shape[0])
