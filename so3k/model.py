@@ -36,9 +36,9 @@ class So3krates(nn.Module):
         species_of_z = torch.full((NUM_Z,), -1, dtype=torch.long)
         for k, symbol in enumerate(config.elements):
             species_of_z[symbol_to_number[symbol]] = k
-        self.register_buffer("species_of_z", species_of_z)
+        self.register_buffer("species_of_z", species_of_z, persistent=False)
         # (|L|, M): broadcasts one number per degree to the 2l+1 components of that degree.
-        self.register_buffer("expand", degree_matrix(degrees).T.contiguous())
+        self.register_buffer("expand", degree_matrix(degrees).T.contiguous(), persistent=False)
 
         self.embedding = ElementEmbedding(num_elements, config.features)
         self.radial_basis = make_radial_basis(config.radial_basis, config.num_radial, config.cutoff)

@@ -2,3 +2,75 @@ import os
 
 # The reference codes use OpenMP; one thread keeps tests reproducible and the machine usable.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from ase import Atoms  # noqa: E402
+
+from so3k import keys  # noqa: E402
+from so3k.data.molecules import load_molecule  # noqa: E402
+
+
+def perturbed(atoms: Atoms, scale: float = 0.05, seed: int = 0) -> Atoms:
+    """A copy with random displacements, so that no symmetry hides an error."""
+    atoms = atoms.copy()
+    atoms.positions += np.random.default_rng(seed).normal(scale=scale, size=atoms.positions.shape)
+    return atoms
+
+
+def water_box(n_per_side: int = 2, spacing: float = 3.1, seed: int = 0, skew: bool = True) -> Atoms:
+    """A small periodic box of randomly oriented waters; triclinic when skew (images within the cutoff)."""
+    rng = np.random.default_rng(seed)
+    molecule = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.24, 0.9266, 0.0]])
+    positions, symbols = [], []
+    for ix in range(n_per_side):
+        for iy in range(n_per_side):
+            for iz in range(n_per_side):
+                q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+                positions.append(molecule @ q.T + spacing * np.array([ix, iy, iz]) + rng.normal(scale=0.1, size=3))
+                symbols += ["O", "H", "H"]
+    length = spacing * n_per_side
+    cell = np.diag([length] * 3)
+    if skew:
+        cell = cell + np.array([[0.0, 0.0, 0.0], [0.8, 0.0, 0.0], [-0.5, 0.6, 0.0]])
+    return Atoms(symbols, positions=np.concatenate(positions), cell=cell, pbc=True)
+
+
+@pytest.fixture
+def aspirin() -> Atoms:
+    return perturbed(load_molecule("aspirin"))
+
+
+@pytest.fixture
+def water() -> Atoms:
+    return water_box()
+
+
+def evaluate(model, structures, stress=False, dtype=torch.float64, scripted=None):
+    """Energy (B,), forces (N,3) and optionally stress (B,3,3) as float64 numpy arrays."""
+    from so3k.forces import ForceField
+    from so3k.graph import build_graph
+
+    model = model.to(dtype)
+    force_field = scripted if scripted is not None else ForceField(model)
+    graph = build_graph(list(structures), model.config.elements, model.cutoff, dtype)
+    out = force_field(**graph.inputs(), compute_stress=stress)
+    result = {k: v.detach().double().numpy() for k, v in out.items()}
+    return result[keys.ENERGY], result[keys.FORCES], result.get(keys.STRESS)
+
+
+@pytest.fixture
+def run_model():
+    """evaluate(model, structures, stress=False, dtype=float64, scripted=None) -> (E, F, stress)."""
+    return evaluate
+
+
+@pytest.fixture
+def make_water():
+    return water_box
+
+
+@pytest.fixture
+def perturb():
+    return perturbed

@@ -52,7 +52,8 @@ class SelfMix(nn.Module):
                 f"SelfMix needs at least one parity-allowed coupling l1 < l2 -> l3 among degrees {degrees}; "
                 "use at least two degrees (e.g. [1, 2]) or the 'exchange' interaction"
             )
-        self.register_buffer("cg", cg.to(torch.get_default_dtype()))
+        # float64, derived from the degrees (not saved), cast per call: exact in float64 models.
+        self.register_buffer("cg", cg, persistent=False)
         self.coefficients = nn.Parameter(0.1 * torch.randn(cg.shape[0]))
         self.mix = nn.Linear(features + num_degrees, 2 * features + 2 * num_degrees)
         self.gate = nn.Linear(num_degrees, features)
@@ -61,7 +62,7 @@ class SelfMix(nn.Module):
     def forward(self, x: Tensor, chi: Tensor, expand: Tensor) -> Tuple[Tensor, Tensor]:
         """x (N, F), chi (N, M), expand (|L|, M) -> updated (x, chi)."""
         n, m = chi.shape
-        weights = torch.einsum("c,cabo->abo", self.coefficients, self.cg).reshape(m * m, m)
+        weights = torch.einsum("c,cabo->abo", self.coefficients, self.cg.to(chi.dtype)).reshape(m * m, m)
         chi_nl = (chi[:, :, None] * chi[:, None, :]).reshape(n, m * m) @ weights
         a1, a2, b1, b2 = torch.split(
             self.mix(torch.cat([x, self.invariant(chi)], dim=-1)),

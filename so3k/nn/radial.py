@@ -1,7 +1,9 @@
 """Radial basis functions rbf_ij = (rbf_k(d_ij))_k, K of them, on [0, r_c].
 
 All bases are multiplied by the cutoff phi(d) in the model (as in the NeurIPS code), so they
-need not vanish at r_c themselves.
+need not vanish at r_c themselves. Their constants are computed in the dtype of the input on
+every call (a few dozen numbers), so a float64 model uses float64 constants, never float32
+ones rounded and cast.
 """
 
 import math
@@ -16,12 +18,13 @@ class PhysNetBasis(nn.Module):
 
     def __init__(self, num_radial: int, cutoff: float):
         super().__init__()
-        start = math.exp(-cutoff)
-        self.register_buffer("mu", torch.linspace(start, 1.0, num_radial))
-        self.beta = float(((2.0 / num_radial) * (1.0 - start)) ** -2)
+        self.num_radial = int(num_radial)
+        self.start = math.exp(-cutoff)
+        self.beta = float(((2.0 / num_radial) * (1.0 - self.start)) ** -2)
 
     def forward(self, d_ij: Tensor) -> Tensor:
-        return torch.exp(-self.beta * (torch.exp(-d_ij)[:, None] - self.mu) ** 2)
+        mu = torch.linspace(self.start, 1.0, self.num_radial, dtype=d_ij.dtype, device=d_ij.device)
+        return torch.exp(-self.beta * (torch.exp(-d_ij)[:, None] - mu) ** 2)
 
 
 class GaussianBasis(nn.Module):
@@ -29,11 +32,13 @@ class GaussianBasis(nn.Module):
 
     def __init__(self, num_radial: int, cutoff: float):
         super().__init__()
-        self.register_buffer("mu", torch.linspace(0.0, cutoff, num_radial))
+        self.num_radial = int(num_radial)
+        self.cutoff = float(cutoff)
         self.gamma = float(0.5 / (cutoff / num_radial) ** 2)
 
     def forward(self, d_ij: Tensor) -> Tensor:
-        return torch.exp(-self.gamma * (d_ij[:, None] - self.mu) ** 2)
+        mu = torch.linspace(0.0, self.cutoff, self.num_radial, dtype=d_ij.dtype, device=d_ij.device)
+        return torch.exp(-self.gamma * (d_ij[:, None] - mu) ** 2)
 
 
 class BernsteinBasis(nn.Module):
@@ -42,20 +47,18 @@ class BernsteinBasis(nn.Module):
 
     def __init__(self, num_radial: int, cutoff: float, gamma: float = 0.5):
         super().__init__()
-        n = num_radial - 1
-        k = torch.arange(num_radial, dtype=torch.float64)
-        log_binom = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
-        self.register_buffer("log_binom", log_binom.to(torch.get_default_dtype()))
-        self.register_buffer("k", k.to(torch.get_default_dtype()))
-        self.n = float(n)
+        self.num_radial = int(num_radial)
+        self.n = float(num_radial - 1)
         self.gamma = float(gamma)
 
     def forward(self, d_ij: Tensor) -> Tensor:
+        k = torch.arange(self.num_radial, dtype=d_ij.dtype, device=d_ij.device)
+        log_binom = math.lgamma(self.n + 1.0) - torch.lgamma(k + 1.0) - torch.lgamma(self.n - k + 1.0)
         # x in (0, 1] for d >= 0; clamp keeps log(1 - x) finite at d = 0 (padding pairs).
         x = torch.exp(-self.gamma * d_ij)[:, None]
         log_x = -self.gamma * d_ij[:, None]
         log_1mx = torch.log(torch.clamp(1.0 - x, min=1e-30))
-        return torch.exp(self.log_binom + self.k * log_x + (self.n - self.k) * log_1mx)
+        return torch.exp(log_binom + k * log_x + (self.n - k) * log_1mx)
 
 
 RADIAL_BASES = ("physnet", "gaussian", "bernstein")

@@ -51,11 +51,15 @@ class SphcInvariant(nn.Module):
         if mode not in SPHC_INVARIANTS:
             raise ValueError(f"unknown SPHC invariant {mode!r}; choose one of {', '.join(SPHC_INVARIANTS)}")
         self.squared = mode == "squared"
-        self.register_buffer("reduce", degree_matrix(degrees))
-        self.register_buffer("inv_sqrt_dim", torch.tensor([(2 * l + 1) ** -0.5 for l in degrees]))
+        # Derived from the config, so not saved; float64 and cast per call so that float64 models
+        # get exact constants whatever the default dtype was at construction.
+        self.register_buffer("reduce", degree_matrix(degrees), persistent=False)
+        self.register_buffer(
+            "inv_sqrt_dim", torch.tensor([(2 * l + 1) ** -0.5 for l in degrees], dtype=torch.float64), persistent=False
+        )
 
     def forward(self, v: Tensor) -> Tensor:
-        sq = (v * v) @ self.reduce
+        sq = (v * v) @ self.reduce.to(v.dtype)
         if self.squared:
-            return sq * self.inv_sqrt_dim
+            return sq * self.inv_sqrt_dim.to(v.dtype)
         return safe_sqrt(sq)

@@ -1,0 +1,114 @@
+"""From ASE structures to the explicit tensors of the model: the one place where atomic numbers
+become species indices and where pair lists are built for Python-side use (calculator, tests,
+training batches)."""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import Tensor
+
+from .neighbors import neighbor_list
+
+
+@dataclass
+class Graph:
+    """A batch of structures as tensors (shapes: N atoms, P pairs, B structures)."""
+
+    positions: Tensor  # (N, 3) Å
+    species: Tensor  # (N,) int64 index into the model's elements
+    idx_i: Tensor  # (P,) int64 centre atom
+    idx_j: Tensor  # (P,) int64 neighbour atom
+    offsets: Tensor  # (P, 3) integer cell offsets of j, in the float dtype
+    cell: Tensor  # (B, 3, 3) rows = lattice vectors (zeros if not periodic)
+    pbc: Tensor  # (B, 3) bool
+    batch: Tensor  # (N,) int64 structure of each atom
+    num_graphs: int
+
+    def inputs(self) -> Dict[str, Union[Tensor, int]]:
+        """Keyword arguments for ForceField.forward."""
+        return dict(
+            positions=self.positions, species=self.species, idx_i=self.idx_i, idx_j=self.idx_j,
+            offsets=self.offsets, cell=self.cell, batch=self.batch, num_graphs=self.num_graphs,
+        )
+
+    def shifts(self) -> Tensor:
+        """(P, 3) Cartesian shift of each pair (Å)."""
+        return torch.bmm(self.offsets[:, None, :], self.cell[self.batch[self.idx_i]]).squeeze(1)
+
+
+class StructureError(ValueError):
+    """A structure the model cannot evaluate (empty, non-finite, unknown element, overlapping atoms)."""
+
+
+def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] = None) -> None:
+    """Refuse what would give meaningless energies, saying what is wrong and what to do."""
+    where = "" if index is None else f" (structure {index})"
+    if len(atoms) == 0:
+        raise StructureError(f"empty structure{where}: a model needs at least one atom")
+    positions = atoms.get_positions()
+    if not np.isfinite(positions).all():
+        bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
+        raise StructureError(f"non-finite (NaN or inf) positions{where} for atom(s) {bad[:10].tolist()}")
+    symbols = set(atoms.get_chemical_symbols())
+    unknown = sorted(symbols - set(elements))
+    if unknown:
+        raise StructureError(
+            f"element(s) {unknown}{where} are not known to this model, which was trained for {list(elements)}; "
+            "train a model that includes them"
+        )
+    if atoms.pbc.any() and abs(np.linalg.det(atoms.cell.array)) < 1e-12:
+        raise StructureError(f"periodic structure{where} with a zero-volume cell: set atoms.cell or atoms.pbc = False")
+
+
+def build_graph(
+    structures: Sequence[Atoms],
+    elements: Sequence[str],
+    cutoff: float,
+    dtype: torch.dtype = torch.float64,
+    device: Union[str, torch.device] = "cpu",
+    min_distance: float = 0.5,
+) -> Graph:
+    """Pair lists (cutoff in Å) and species for a list of structures; validates each one
+    (overlapping atoms are found on the pair list: any pair closer than min_distance Å)."""
+    species_of = {s: k for k, s in enumerate(elements)}
+    parts: Dict[str, List[Tensor]] = {k: [] for k in ("positions", "species", "idx_i", "idx_j", "offsets", "cell", "pbc", "batch")}
+    start = 0
+    for b, atoms in enumerate(structures):
+        check_structure(atoms, elements, index=b if len(structures) > 1 else None)
+        positions = torch.tensor(atoms.get_positions(), dtype=dtype, device=device)
+        pbc = torch.tensor(atoms.pbc, dtype=torch.bool, device=device)
+        cell = torch.tensor(atoms.cell.array, dtype=dtype, device=device)
+        idx_i, idx_j, offsets = neighbor_list(positions, cutoff, cell if bool(pbc.any()) else None, pbc)
+        if min_distance > 0 and idx_i.numel() > 0:
+            r_ij = positions[idx_j] - positions[idx_i] + offsets @ cell
+            d_ij = torch.linalg.norm(r_ij, dim=1)
+            k = int(torch.argmin(d_ij))
+            if float(d_ij[k]) < min_distance:
+                where = "" if len(structures) == 1 else f" in structure {b}"
+                raise StructureError(
+                    f"atoms {int(idx_i[k])} and {int(idx_j[k])}{where} are {float(d_ij[k]):.3f} Å apart, closer than "
+                    f"{min_distance} Å: overlapping atoms (check units: positions must be in Å)"
+                )
+        parts["positions"].append(positions)
+        parts["species"].append(torch.tensor([species_of[s] for s in atoms.get_chemical_symbols()], dtype=torch.long, device=device))
+        parts["idx_i"].append(idx_i + start)
+        parts["idx_j"].append(idx_j + start)
+        parts["offsets"].append(offsets)
+        parts["cell"].append(cell)
+        parts["pbc"].append(pbc)
+        parts["batch"].append(torch.full((len(atoms),), b, dtype=torch.long, device=device))
+        start += len(atoms)
+    return Graph(
+        positions=torch.cat(parts["positions"]),
+        species=torch.cat(parts["species"]),
+        idx_i=torch.cat(parts["idx_i"]),
+        idx_j=torch.cat(parts["idx_j"]),
+        offsets=torch.cat(parts["offsets"]),
+        cell=torch.stack(parts["cell"]),
+        pbc=torch.stack(parts["pbc"]),
+        batch=torch.cat(parts["batch"]),
+        num_graphs=len(structures),
+    )
