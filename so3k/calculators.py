@@ -1,6 +1,7 @@
 """ASE calculator for So3krates models: energy, forces, per-atom energies, and stress for
 fully periodic structures."""
 
+import copy
 from typing import List, Optional, Union
 
 import numpy as np
@@ -36,7 +37,8 @@ class So3kratesCalculator(Calculator):
             raise ValueError("So3kratesCalculator needs a model: So3kratesCalculator(model=so3k.build_model(...))")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.model = model.to(device=device, dtype=dtype).eval()
+        # A private copy: converting the caller's model in place would change it under their feet.
+        self.model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
         self.force_field = ForceField(self.model)
         self.dtype = dtype
         self.device = torch.device(device)

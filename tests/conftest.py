@@ -3,6 +3,8 @@ import os
 # The reference codes use OpenMP; one thread keeps tests reproducible and the machine usable.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import copy  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -52,7 +54,8 @@ def evaluate(model, structures, stress=False, dtype=torch.float64, scripted=None
     from so3k.forces import ForceField
     from so3k.graph import build_graph
 
-    model = model.to(dtype)
+    if next(model.parameters()).dtype != dtype:
+        model = copy.deepcopy(model).to(dtype)  # never convert the caller's model in place
     force_field = scripted if scripted is not None else ForceField(model)
     graph = build_graph(list(structures), model.config.elements, model.cutoff, dtype)
     out = force_field(**graph.inputs(), compute_stress=stress)
