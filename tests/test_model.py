@@ -197,3 +197,5 @@ def test_parameter_count_reconciles_with_the_authors():
     assert [count_parameters(layer) for layer in model.layers] == [114_091 - 22] * 6
     assert count_parameters(model) == 715_435 - 6 * 22
     assert count_parameters(so3k.build_model("neurips2022", elements=["C", "H", "O"])) == 715_435 - 6 * 22 - 97 * 132
+    # Guards the documented count of the 2024 preset against silent architecture changes.
+    assert count_parameters(so3k.build_model("euclidean2024", elements=["C", "H", "O"])) == 283_773
