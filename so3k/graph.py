@@ -59,8 +59,13 @@ def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] 
             f"element(s) {unknown}{where} are not known to this model, which was trained for {list(elements)}; "
             "train a model that includes them"
         )
-    if atoms.pbc.any() and abs(np.linalg.det(atoms.cell.array)) < 1e-12:
-        raise StructureError(f"periodic structure{where} with a zero-volume cell: set atoms.cell or atoms.pbc = False")
+    if atoms.pbc.any():
+        lengths = np.linalg.norm(atoms.cell.array, axis=1)
+        if (lengths[atoms.pbc] == 0).any() or abs(np.linalg.det(atoms.cell.complete())) < 1e-12:
+            raise StructureError(
+                f"periodic structure{where} with a zero-volume cell: give every periodic direction a cell "
+                "vector (atoms.cell) or set atoms.pbc = False"
+            )
 
 
 def build_graph(
@@ -80,7 +85,9 @@ def build_graph(
         check_structure(atoms, elements, index=b if len(structures) > 1 else None)
         positions = torch.tensor(atoms.get_positions(), dtype=dtype, device=device)
         pbc = torch.tensor(atoms.pbc, dtype=torch.bool, device=device)
-        cell = torch.tensor(atoms.cell.array, dtype=dtype, device=device)
+        # A slab may leave its non-periodic vector zero; complete() fills it in, which changes no pair.
+        cell = np.asarray(atoms.cell.complete() if atoms.pbc.any() else atoms.cell.array, dtype=float)
+        cell = torch.tensor(cell, dtype=dtype, device=device)
         idx_i, idx_j, offsets = neighbor_list(positions, cutoff, cell if bool(pbc.any()) else None, pbc)
         if min_distance > 0 and idx_i.numel() > 0:
             r_ij = positions[idx_j] - positions[idx_i] + offsets @ cell

@@ -70,3 +70,23 @@ def test_bad_structures_are_refused_with_the_reason(model, atoms, message):
 def test_calculator_needs_a_model():
     with pytest.raises(ValueError, match="needs a model"):
         So3kratesCalculator()
+
+
+def test_slab_with_zero_vacuum_vector_equals_explicit_vacuum(model, make_water):
+    slab = make_water(n_per_side=2, spacing=3.2, seed=5, skew=False)
+    slab.pbc = [True, True, False]
+    explicit = slab.copy()
+    explicit.cell[2] = [0.0, 0.0, 40.0]
+    zero = slab.copy()
+    zero.cell[2] = [0.0, 0.0, 0.0]
+    energies = []
+    for atoms in (explicit, zero):
+        atoms.calc = So3kratesCalculator(model=model)
+        energies.append(atoms.get_potential_energy())
+    assert energies[1] == pytest.approx(energies[0], rel=1e-12)
+    bad = slab.copy()
+    bad.pbc = True
+    bad.cell[2] = [0.0, 0.0, 0.0]
+    bad.calc = So3kratesCalculator(model=model)
+    with pytest.raises(StructureError, match="give every periodic direction a cell vector"):
+        bad.get_potential_energy()

@@ -11,6 +11,7 @@ does not depend on them. Writes a markdown table and a bar chart to --out.
 """
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -35,7 +36,7 @@ def load_systems():
 
 
 def make_case(atoms, model, dtype, scripted):
-    model = model.to(dtype).eval()
+    model = copy.deepcopy(model).to(dtype).eval()
     force_field = torch.jit.script(ForceField(model)) if scripted else ForceField(model)
     positions = torch.tensor(atoms.get_positions(), dtype=dtype)
     cell = torch.tensor(atoms.cell.array, dtype=dtype)
@@ -76,6 +77,9 @@ def main():
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
+    busy = os.getloadavg()[0]
+    if busy > 0.5:
+        print(f"WARNING: 1-min load average is {busy:.2f} before starting: other work will distort the timings")
     systems = load_systems()
     cases = {}
     for system, atoms in systems.items():
