@@ -39,6 +39,8 @@ class So3kratesCalculator(Calculator):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         # A private copy: converting the caller's model in place would change it under their feet.
         self.model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+        for parameter in self.model.parameters():  # no weight gradients: forces only need d/dR
+            parameter.requires_grad_(False)
         self.force_field = ForceField(self.model)
         self.dtype = dtype
         self.device = torch.device(device)

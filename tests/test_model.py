@@ -140,10 +140,11 @@ def test_scripted_equals_eager(preset, aspirin, water, run_model, tmp_path):
     path = tmp_path / "model.pt"
     torch.jit.save(scripted, str(path))
     reloaded = torch.jit.load(str(path))
+    frozen = torch.jit.freeze(torch.jit.script(ForceField(model).eval()))
     for structures in ([aspirin], [water]):
         periodic = bool(structures[0].pbc.any())
         reference = run_model(model, structures, stress=periodic)
-        for module in (scripted, reloaded):
+        for module in (scripted, reloaded, frozen):
             result = run_model(model, structures, stress=periodic, scripted=module)
             for a, b in zip(reference, result):
                 if a is not None:

@@ -1,155 +1,185 @@
-"""Time per energy+forces call of so3k models, with the neighbour-list share.
+"""Time and memory per energy+forces call of so3k models, with the neighbour-list share.
 
-    python examples/benchmarks/model_speed.py                # both presets, ~5 minutes on 2 cores
-    python examples/benchmarks/model_speed.py --quick        # fewer repeats
+    python examples/benchmarks/model_speed.py            # both presets, about 5 minutes on 2 cores
+    python examples/benchmarks/model_speed.py --quick    # fewer repeats
 
 Systems: aspirin (21 atoms, first frame of the shipped set) and a periodic water box of 1,536
-atoms (the shipped 96-atom box repeated 4x2x2; 1 g/cm^3, about 54 neighbours per atom at 5 Å).
-Every (preset, dtype, mode) runs interleaved with the others, repeat after repeat, so that
-machine noise hits all of them alike; the table reports medians. Random weights: the cost
-does not depend on them. Writes a markdown table and a bar chart to --out.
+atoms (the shipped 96-atom box repeated 4x2x2; 1 g/cm^3, about 52 neighbours per atom at 5 Å).
+Modes: eager Python; scripted (torch.jit.script); frozen (scripted, then torch.jit.freeze,
+which turns the weights into constants and skips their gradients, as in an exported file).
+Each (system, preset, dtype, mode) runs in a fresh child process, so that the peak memory of
+one case (resident set size, as the kernel reports it) is not inflated by another; the table
+reports the median time of the timed calls after untimed warm-up calls (TorchScript optimises
+on early calls). Random weights: the cost does not depend on them. The 1-minute load average
+is recorded; other work on the machine distorts every number here.
+Writes runs/benchmarks/model_speed.{md,json,png} (or --out).
 """
 
 import argparse
-import copy
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import torch
-
-import so3k
-from so3k.data.io import read_frames
-from so3k.datasets import path as dataset_path
-from so3k.forces import ForceField
-from so3k.neighbors import neighbor_list
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SYSTEMS = ("aspirin", "water")
+DTYPES = ("float32", "float64")
+MODES = ("eager", "scripted", "frozen")
 
 
-def load_systems():
-    aspirin = read_frames(dataset_path("aspirin"), index=":1").to_atoms()[0]
-    water = read_frames(dataset_path("water"), index=":1").to_atoms()[0].repeat((4, 2, 2))
-    return {"aspirin (21 atoms)": aspirin, f"water ({len(water)} atoms, periodic)": water}
+def load_system(name):
+    from so3k.data.io import read_frames
+    from so3k.datasets import path as dataset_path
+
+    atoms = read_frames(dataset_path(name), index=":1").to_atoms()[0]
+    return atoms.repeat((4, 2, 2)) if name == "water" else atoms
 
 
-def make_case(atoms, model, dtype, scripted):
-    model = copy.deepcopy(model).to(dtype).eval()
-    force_field = torch.jit.script(ForceField(model)) if scripted else ForceField(model)
+def run_case(system, preset, dtype_name, mode, repeats, warmup, threads):
+    """Runs in the child process; returns a dict of measurements."""
+    import torch
+
+    import so3k
+    from so3k.forces import ForceField
+    from so3k.neighbors import neighbor_list
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    dtype = getattr(torch, dtype_name)
+    atoms = load_system(system)
+    model = so3k.build_model(preset, elements=sorted(set(atoms.get_chemical_symbols()))).to(dtype).eval()
+    force_field = ForceField(model).eval()
+    if mode != "eager":
+        force_field = torch.jit.script(force_field)
+    if mode == "frozen":  # weights become constants: what an exported file runs
+        force_field = torch.jit.freeze(force_field)
     positions = torch.tensor(atoms.get_positions(), dtype=dtype)
     cell = torch.tensor(atoms.cell.array, dtype=dtype)
     pbc = torch.tensor(atoms.pbc)
+    periodic = bool(pbc.any())
     species = model.species(torch.tensor(atoms.numbers))
     batch = torch.zeros(len(atoms), dtype=torch.long)
-    periodic = bool(pbc.any())
 
     def pairs():
         return neighbor_list(positions, model.cutoff, cell if periodic else None, pbc)
 
     idx_i, idx_j, offsets = pairs()
-
-    def call():
-        out = force_field(positions, species, idx_i, idx_j, offsets, cell[None], batch, 1)
-        return out["forces"]
-
-    return pairs, call, idx_i.numel()
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pair_times, model_times = [], []
+    for k in range(warmup + repeats):
+        start = time.perf_counter()
+        pairs()
+        middle = time.perf_counter()
+        force_field(positions, species, idx_i, idx_j, offsets, cell[None], batch, 1)["forces"]
+        end = time.perf_counter()
+        if k >= warmup:
+            pair_times.append(middle - start)
+            model_times.append(end - middle)
+    return {
+        "atoms": len(atoms),
+        "pairs": int(idx_i.numel()),
+        "params": sum(p.numel() for p in model.parameters()),
+        "model_ms": statistics.median(model_times) * 1e3,
+        "pairs_ms": statistics.median(pair_times) * 1e3,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "model_peak_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["neurips2022", "euclidean2024"])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (TorchScript optimises on early calls)")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls (5 for the water box)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls first (2 for the water box)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="3 repeats, 2 warm-up calls")
+    parser.add_argument("--quick", action="store_true", help="3 timed calls after 2 warm-up calls")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
+    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.warmup = 3, 2
-    torch.set_num_threads(args.threads)
+
+    if args.case:
+        system = args.case[0]
+        repeats, warmup = (min(args.repeats, 5), min(args.warmup, 2)) if system == "water" else (args.repeats, args.warmup)
+        print(json.dumps(run_case(*args.case, repeats, warmup, args.threads)))
+        return
+
     args.out.mkdir(parents=True, exist_ok=True)
-
-    busy = os.getloadavg()[0]
-    if busy > 0.5:
-        print(f"WARNING: 1-min load average is {busy:.2f} before starting: other work will distort the timings")
-    systems = load_systems()
-    cases = {}
-    for system, atoms in systems.items():
-        elements = sorted(set(atoms.get_chemical_symbols()))
-        for preset in args.presets:
-            torch.manual_seed(0)
-            base = so3k.build_model(preset, elements=elements)
-            for dtype_name, dtype in DTYPES.items():
-                for mode in ("eager", "scripted"):
-                    key = (system, preset, dtype_name, mode)
-                    cases[key] = make_case(atoms, base, dtype, mode == "scripted")
-                    print(f"prepared {' / '.join(key)}", flush=True)
-
     load_before = os.getloadavg()[0]
-    for _ in range(args.warmup):
-        for pairs, call, _ in cases.values():
-            pairs()
-            call()
-    model_times = {k: [] for k in cases}
-    pair_times = {k: [] for k in cases}
-    for r in range(args.repeats):
-        for key, (pairs, call, _) in cases.items():
-            pair_times[key].append(timed(pairs))
-            model_times[key].append(timed(call))
-        print(f"repeat {r + 1}/{args.repeats} done", flush=True)
+    if load_before > 0.5:
+        print(f"WARNING: the 1-min load average is {load_before:.2f}: other work will distort the timings")
+    results = []
+    for system in args.systems:
+        for preset in args.presets:
+            for dtype_name in args.dtypes:
+                for mode in MODES:
+                    case = [system, preset, dtype_name, mode]
+                    command = [sys.executable, __file__, "--case", *case, "--threads", str(args.threads)]
+                    command += ["--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+                    done = subprocess.run(command, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        reason = "killed (out of memory?)" if done.returncode < 0 else done.stderr.strip().splitlines()[-1]
+                        print(f"{' / '.join(case)}: FAILED: {reason}")
+                        results.append(dict(zip(("system", "preset", "dtype", "mode"), case), failed=reason))
+                        continue
+                    result = dict(zip(("system", "preset", "dtype", "mode"), case), **json.loads(done.stdout.splitlines()[-1]))
+                    results.append(result)
+                    print(f"{' / '.join(case)}: {result['model_ms']:.1f} ms", flush=True)
     load_after = os.getloadavg()[0]
 
-    params = {p: sum(q.numel() for q in so3k.build_model(p, elements=["H", "C", "O"]).parameters()) for p in args.presets}
+    import torch
+
+    import so3k
+
     lines = [
-        f"so3k {so3k.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{args.threads} threads; 1-min load average {load_before:.2f} before, {load_after:.2f} after; "
-        f"median of {args.repeats} calls after {args.warmup} warm-up calls",
+        f"so3k {so3k.__version__}, torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.threads} torch threads; 1-min load average {load_before:.2f} before, {load_after:.2f} after",
         "",
-        "Parameters (elements H, C, O): " + ", ".join(f"{p} {n:,}" for p, n in params.items()),
-        "",
-        "| system | preset | dtype | mode | pairs | model E+F (ms) | neighbour list (ms) | NL share |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| system | preset | params | dtype | mode | atoms | pairs | E+F (ms) | neighbour list (ms) | NL share | peak memory (MB) |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, (_, _, num_pairs) in cases.items():
-        t_model = statistics.median(model_times[key]) * 1e3
-        t_pairs = statistics.median(pair_times[key]) * 1e3
+    for r in results:
+        if "failed" in r:
+            lines.append(f"| {r['system']} | {r['preset']} | | {r['dtype']} | {r['mode']} | | | failed: {r['failed']} | | | |")
+            continue
+        share = r["pairs_ms"] / (r["model_ms"] + r["pairs_ms"])
         lines.append(
-            f"| {' | '.join(key)} | {num_pairs:,} | {t_model:.1f} | {t_pairs:.1f} | {t_pairs / (t_model + t_pairs):.0%} |"
+            f"| {r['system']} | {r['preset']} | {r['params']:,} | {r['dtype']} | {r['mode']} | {r['atoms']:,} | "
+            f"{r['pairs']:,} | {r['model_ms']:.1f} | {r['pairs_ms']:.2f} | {share:.1%} | {r['peak_mb']:,.0f} |"
         )
     table = "\n".join(lines)
     print("\n" + table)
     (args.out / "model_speed.md").write_text(table + "\n")
-    plot(cases, model_times, pair_times, args.out / "model_speed.png")
-    print(f"\nwrote {args.out / 'model_speed.md'} and {args.out / 'model_speed.png'}")
+    (args.out / "model_speed.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot([r for r in results if "failed" not in r], args.out / "model_speed.png")
+    print(f"\nwrote {args.out}/model_speed.md, .json and .png")
 
 
-def plot(cases, model_times, pair_times, path):
+def plot(results, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    systems = list(dict.fromkeys(k[0] for k in cases))
-    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 4.5))
-    for ax, system in zip(axes, systems):
-        keys = [k for k in cases if k[0] == system]
-        labels = [f"{k[1]}\n{k[2]} {k[3]}" for k in keys]
-        model = [statistics.median(model_times[k]) * 1e3 for k in keys]
-        pairs = [statistics.median(pair_times[k]) * 1e3 for k in keys]
+    systems = list(dict.fromkeys(r["system"] for r in results))
+    fig, axes = plt.subplots(1, len(systems), figsize=(6 * len(systems), 4.5), squeeze=False)
+    for ax, system in zip(axes[0], systems):
+        rows = [r for r in results if r["system"] == system]
+        labels = [f"{r['preset']}\n{r['dtype']} {r['mode']}" for r in rows]
+        model = [r["model_ms"] for r in rows]
         ax.barh(labels, model, label="model (energy + forces)")
-        ax.barh(labels, pairs, left=model, label="neighbour list")
+        ax.barh(labels, [r["pairs_ms"] for r in rows], left=model, label="neighbour list")
         ax.set_xlabel("time per call (ms)")
-        ax.set_title(system)
+        ax.set_title(f"{system} ({rows[0]['atoms']} atoms)")
         ax.tick_params(axis="y", labelsize=7)
-    axes[0].legend(loc="lower right")
+    axes[0][0].legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -62,7 +62,7 @@ class SelfMix(nn.Module):
     def forward(self, x: Tensor, chi: Tensor, expand: Tensor) -> Tuple[Tensor, Tensor]:
         """x (N, F), chi (N, M), expand (|L|, M) -> updated (x, chi)."""
         n, m = chi.shape
-        weights = torch.einsum("c,cabo->abo", self.coefficients, self.cg.to(chi.dtype)).reshape(m * m, m)
+        weights = (self.coefficients @ self.cg.to(chi.dtype).reshape(self.cg.shape[0], -1)).reshape(m * m, m)
         chi_nl = (chi[:, :, None] * chi[:, None, :]).reshape(n, m * m) @ weights
         a1, a2, b1, b2 = torch.split(
             self.mix(torch.cat([x, self.invariant(chi)], dim=-1)),
