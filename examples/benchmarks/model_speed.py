@@ -179,8 +179,9 @@ def plot(results, path):
         ax.set_xlabel("time per call (ms)")
         ax.set_title(f"{system} ({rows[0]['atoms']} atoms)")
         ax.tick_params(axis="y", labelsize=7)
-    axes[0][0].legend(loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(path, dpi=120)
 
 
