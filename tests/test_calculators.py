@@ -90,3 +90,16 @@ def test_slab_with_zero_vacuum_vector_equals_explicit_vacuum(model, make_water):
     bad.calc = So3kratesCalculator(model=model)
     with pytest.raises(StructureError, match="give every periodic direction a cell vector"):
         bad.get_potential_energy()
+
+
+def test_atoms_without_neighbours_have_zero_forces_and_stress(model):
+    lone = Atoms("O", positions=[[0.0, 0.0, 0.0]])
+    lone.calc = So3kratesCalculator(model=model)
+    far = Atoms("OH", positions=[[0.0, 0.0, 0.0], [12.0, 0.0, 0.0]], cell=[25.0, 25.0, 25.0], pbc=True)
+    far.calc = So3kratesCalculator(model=model)
+    assert np.all(lone.get_forces() == 0) and np.isfinite(lone.get_potential_energy())
+    assert np.all(far.get_forces() == 0) and np.all(far.get_stress() == 0)
+    hydrogen = Atoms("H", positions=[[0.0, 0.0, 0.0]])
+    hydrogen.calc = So3kratesCalculator(model=model)
+    # Without neighbours each atom contributes its element's isolated-atom energy.
+    assert far.get_potential_energy() == pytest.approx(lone.get_potential_energy() + hydrogen.get_potential_energy(), rel=1e-12)
