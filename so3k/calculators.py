@@ -2,6 +2,7 @@
 fully periodic structures."""
 
 import copy
+from pathlib import Path
 from typing import List, Optional, Union
 
 import numpy as np
@@ -16,7 +17,8 @@ from .model import So3krates
 
 
 class So3kratesCalculator(Calculator):
-    """`So3kratesCalculator(model=build_model(...))`; energies in eV, forces eV/Å, stress eV/Å³.
+    """`So3kratesCalculator("run/best.ckpt")` (a checkpoint's EMA weights) or
+    `So3kratesCalculator(model=build_model(...))`; energies in eV, forces eV/Å, stress eV/Å³.
 
     dtype: float64 (default, for exact comparisons and MD) or float32. min_distance: pairs
     closer than this (Å) are refused as overlapping atoms.
@@ -26,7 +28,7 @@ class So3kratesCalculator(Calculator):
 
     def __init__(
         self,
-        model: Optional[So3krates] = None,
+        model: Union[So3krates, str, Path, None] = None,
         dtype: torch.dtype = torch.float64,
         device: Union[str, torch.device] = "cpu",
         min_distance: float = 0.5,
@@ -34,7 +36,14 @@ class So3kratesCalculator(Calculator):
     ):
         super().__init__(**kwargs)
         if model is None:
-            raise ValueError("So3kratesCalculator needs a model: So3kratesCalculator(model=so3k.build_model(...))")
+            raise ValueError(
+                "So3kratesCalculator needs a model: a checkpoint path (So3kratesCalculator('run/best.ckpt')) "
+                "or a model (So3kratesCalculator(model=so3k.build_model(...)))"
+            )
+        if isinstance(model, (str, Path)):
+            from .train.checkpoint import model_from_checkpoint
+
+            model = model_from_checkpoint(model)  # the EMA weights
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         # A private copy: converting the caller's model in place would change it under their feet.

@@ -65,9 +65,86 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (md, cumulene, water, relabel):
         module.add_parser(data)
 
+    train = commands.add_parser("train", help="train a model (see examples/*.yaml); torchrun for several processes")
+    train.add_argument("config", nargs="?", help="training config YAML (sections model, data, training)")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value, e.g. --set training.lr=5e-4 (repeatable)")
+    train.add_argument("--out", default="runs/train", help="run folder (default runs/train)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.ckpt")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="energy and force errors of a checkpoint on labelled data")
+    evaluate.add_argument("checkpoint", help="a .ckpt file from so3k train (its EMA weights are used)")
+    evaluate.add_argument("data", help="data file, or the name of a shipped data set")
+    evaluate.add_argument("--subset", default="all", choices=["all", "train", "valid", "test"],
+                          help="frames of the split stored in the checkpoint (default all frames)")
+    evaluate.add_argument("--batch-size", type=int, default=20)
+    evaluate.add_argument("--output", metavar="FILE", help="write predictions: .npz, or .extxyz (refs in ref_energy/ref_forces)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--energy-key", default="energy")
+    evaluate.add_argument("--forces-key", default="forces")
+    evaluate.add_argument("--energy-unit", default=None)
+    evaluate.add_argument("--length-unit", default="Angstrom")
+    evaluate.set_defaults(func=_evaluate)
+
+    info = commands.add_parser("info", help="model, elements, cutoff, normalisation and training history of a checkpoint")
+    info.add_argument("checkpoint")
+    info.set_defaults(func=_info)
+
     demo = commands.add_parser("demo", help="the main job on bundled data (see README)")
     demo.set_defaults(func=_demo)
     return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from so3k.train import load_config, train
+
+    if args.resume:
+        if args.config or args.set:
+            print("so3k: note: --resume continues with the run's own config.yaml; the config and --set are ignored", file=sys.stderr)
+        config = None
+    else:
+        config = load_config(args.config, args.set)
+    if config is None:
+        from so3k.train.checkpoint import load_checkpoint
+        from so3k.train.config import config_from_dict
+
+        config = config_from_dict(load_checkpoint(Path(args.out) / "last.ckpt")["train_config"])
+    train(config, Path(args.out), resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from so3k.evaluate import evaluate
+
+    metrics = evaluate(
+        args.checkpoint, args.data, subset=args.subset, batch_size=args.batch_size, output=args.output,
+        energy_key=args.energy_key, forces_key=args.forces_key, energy_unit=args.energy_unit, length_unit=args.length_unit,
+    )
+    if args.json:
+        import json
+
+        print(json.dumps(metrics, indent=2))
+        return 0
+    print(f"{args.checkpoint} on {args.data} ({args.subset}, {int(metrics['frames'])} frames)")
+    print(f"  energy MAE  {metrics['energy_mae_meV']:10.3f} meV   ({metrics['energy_mae_meV_atom']:.3f} meV/atom)")
+    print(f"  energy RMSE {metrics['energy_rmse_meV']:10.3f} meV   ({metrics['energy_rmse_meV_atom']:.3f} meV/atom)")
+    if "forces_mae_meV_A" in metrics:
+        print(f"  forces MAE  {metrics['forces_mae_meV_A']:10.3f} meV/Å")
+        print(f"  forces RMSE {metrics['forces_rmse_meV_A']:10.3f} meV/Å")
+    if args.output:
+        print(f"  predictions written to {args.output}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from so3k.evaluate import describe
+
+    print(describe(args.checkpoint))
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -79,17 +156,18 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from so3k.data.generate.sink import ResumeError
     from so3k.data.validate import DataError
+    from so3k.train.trainer import TrainingError
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = " ".join(["so3k", *argv])
     try:
         return int(args.func(args) or 0)
-    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError) as err:
+    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError, TrainingError) as err:
         print(f"so3k: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("so3k: interrupted; generators can continue with --resume", file=sys.stderr)
+        print("so3k: interrupted; generators and training can continue with --resume", file=sys.stderr)
         return 130
 
 

@@ -1,0 +1,76 @@
+"""Checkpoints: plain dicts of tensors and primitives (never a pickled module), loadable with
+torch.load(..., weights_only=True).
+
+    format, format_version, so3k_version, torch_version
+    model_config     ModelConfig.to_dict()
+    state_dict       EMA weights (the model; what evaluation, calculators and export use)
+    raw_state_dict   the optimiser's weights
+    normalization    per-element shifts and scale fitted on the training split
+    train_config     the resolved training config
+    training_state   epoch, step, optimiser, schedule, EMA, early-stopping counters, elapsed time
+    history          per-epoch metrics
+"""
+
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import torch
+
+from .. import __version__
+from ..config import ModelConfig
+from ..model import So3krates
+
+FORMAT = "so3k-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable so3k checkpoint; the message says why."""
+
+
+def save_checkpoint(path: Union[str, Path], content: Dict[str, Any]) -> None:
+    """Write atomically: a crash while saving never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "so3k_version": __version__, "torch_version": str(torch.__version__)}
+    payload.update(content)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"{path} is not a readable so3k checkpoint ({type(error).__name__}: {str(error)[:200]})") from None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a so3k checkpoint (no '{FORMAT}' marker); exported .pt files are loaded by so3k.export")
+    version = content.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer so3k (checkpoint format {version}, so3k {content.get('so3k_version')}); "
+            f"this so3k {__version__} reads format {FORMAT_VERSION}: upgrade so3k"
+        )
+    for key in ("model_config", "state_dict"):
+        if key not in content:
+            raise CheckpointError(f"{path} lacks '{key}': the file is incomplete")
+    return content
+
+
+def model_from_checkpoint(checkpoint: Union[str, Path, Dict[str, Any]], weights: str = "ema") -> So3krates:
+    """The model of a checkpoint with its EMA weights (weights='ema', default) or the raw ones."""
+    content = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
+    model = So3krates(ModelConfig.from_dict(content["model_config"]))
+    state = content["state_dict"] if weights == "ema" else content.get("raw_state_dict", content["state_dict"])
+    dtype = next(iter(v for v in state.values() if v.dtype.is_floating_point)).dtype
+    model.to(dtype)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"the checkpoint's weights do not fit its model config: {str(error)[:300]}") from None
+    return model.eval()

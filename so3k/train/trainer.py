@@ -1,0 +1,374 @@
+"""The training loop: from a TrainConfig to a run folder.
+
+    RUN/config.yaml      the resolved config (every default written out)
+    RUN/split.json       frame indices of the train / valid / test splits
+    RUN/metrics.csv      one row per epoch
+    RUN/best.ckpt        the EMA weights with the lowest validation loss
+    RUN/last.ckpt        everything needed to resume (written after every epoch)
+    RUN/learning_curves.png, RUN/parity_valid.png
+"""
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import keys
+from ..config import model_config
+from ..data.frames import Frames
+from ..data.io import read_frames
+from ..datasets import available as shipped_datasets
+from ..datasets import path as shipped_path
+from ..forces import ForceField
+from ..model import So3krates
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig, config_from_dict, dump_config
+from .data import FrameDataset, GlobalBatchSampler, make_loader
+from .distributed import Context, setup
+from .ema import EMA
+from .metrics import error_sums, metrics_from_sums, predict
+from .normalization import Normalization, apply_normalization, fit_normalization
+from .plots import plot_learning_curves, plot_parity
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to try."""
+
+
+def resolve_data_path(name: str) -> Path:
+    """A file path, or the name of a shipped data set (e.g. 'aspirin')."""
+    path = Path(name)
+    if path.exists() or name not in shipped_datasets():
+        return path
+    return shipped_path(name)
+
+
+def read_data(config: TrainConfig, path: str) -> Frames:
+    d = config.data
+    return read_frames(
+        resolve_data_path(path), energy_key=d.energy_key, forces_key=d.forces_key, energy_unit=d.energy_unit, length_unit=d.length_unit,
+    )
+
+
+def make_split(n_frames: int, config: TrainConfig, separate_valid: bool) -> Dict[str, List[int]]:
+    d = config.data
+    n_valid = 0 if separate_valid else d.n_valid
+    needed = n_valid + d.n_test + (d.n_train or 1)
+    if needed > n_frames:
+        raise ConfigError(
+            f"the data have {n_frames} frames but n_train + n_valid + n_test = {needed}; lower them (data.n_train, data.n_valid, data.n_test)"
+        )
+    order = np.random.default_rng(config.training.seed).permutation(n_frames)
+    valid = order[:n_valid]
+    test = order[n_valid : n_valid + d.n_test]
+    rest = order[n_valid + d.n_test :]
+    train = rest if d.n_train is None else rest[: d.n_train]
+    return {"train": sorted(train.tolist()), "valid": sorted(valid.tolist()), "test": sorted(test.tolist())}
+
+
+@dataclass
+class Data:
+    train: Frames
+    valid: Frames
+    split: Dict[str, List[int]]
+    elements: List[str]
+
+
+def prepare_data(config: TrainConfig, split: Optional[Dict[str, List[int]]] = None) -> Data:
+    frames = read_data(config, config.data.path)
+    separate = config.data.valid_path is not None
+    split = split or make_split(len(frames), config, separate)
+    train = frames.subset(split["train"])
+    valid = read_data(config, config.data.valid_path) if separate else frames.subset(split["valid"])
+    t = config.training
+    for name, part in (("training", train), ("validation", valid)):
+        if part.energy is None:
+            raise ConfigError(f"the {name} data have no energies (data.energy_key = {config.data.energy_key!r}); so3k needs energies")
+        if t.forces_weight > 0 and part.forces is None:
+            raise ConfigError(
+                f"the {name} data have no forces (data.forces_key = {config.data.forces_key!r}) but training.forces_weight = "
+                f"{t.forces_weight}; set training.forces_weight=0 to train on energies only"
+            )
+    elements = train.elements
+    unknown = sorted(set(valid.elements) - set(elements))
+    if unknown:
+        raise ConfigError(
+            f"element(s) {unknown} occur in the validation data but not in the training data: the model could not "
+            "learn them; put frames with these elements into the training split"
+        )
+    if split.get("test"):
+        unknown = sorted(set(frames.subset(split["test"]).elements) - set(elements))
+        if unknown:
+            raise ConfigError(f"element(s) {unknown} occur in the test frames but not in the training data")
+    return Data(train, valid, split, elements)
+
+
+def build(config: TrainConfig, elements: List[str]) -> So3krates:
+    overrides = {k: v for k, v in config.model.items() if k != "preset"}
+    try:
+        mc = model_config(config.model["preset"], elements, **overrides)
+    except ValueError as error:
+        raise ConfigError(f"model section: {error}") from None
+    torch.manual_seed(config.training.seed)  # the same initial weights in every process
+    return So3krates(mc).to(getattr(torch, config.training.dtype))
+
+
+def make_optimizer(config: TrainConfig, model: So3krates) -> Tuple[torch.optim.Optimizer, Optional[Any]]:
+    t = config.training
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    optimizer = cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    scheduler: Optional[Any] = None
+    if t.schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.plateau_factor, patience=t.plateau_patience)
+    elif t.schedule == "exponential":
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.decay_rate ** (1.0 / t.decay_steps))
+    return optimizer, scheduler
+
+
+def _model_section(model: So3krates) -> Dict[str, Any]:
+    return {k: v for k, v in model.config.to_dict().items() if k not in ("elements", "version")}
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, resume: bool = False, progress: bool = True, ctx: Optional[Context] = None):
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.ctx = ctx or setup(config.training.device)
+        t = config.training
+        last = self.out / "last.ckpt"
+        state: Optional[Dict[str, Any]] = None
+        if resume:
+            if not last.exists():
+                raise TrainingError(f"--resume: {last} not found; start a new run without --resume")
+            state = load_checkpoint(last)
+            self.config = config = config_from_dict(state["train_config"])
+            t = config.training
+        elif last.exists():
+            raise TrainingError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
+        self.data = prepare_data(config, state["split"] if state else None)
+        self.model = build(config, self.data.elements)
+        self.dtype = getattr(torch, t.dtype)
+        if state is None:
+            self.normalization = fit_normalization(self.data.train, self.data.elements)
+        else:
+            self.normalization = Normalization(**state["normalization"])
+        with torch.no_grad():
+            apply_normalization(self.model, self.normalization)
+        self.model.to(self.ctx.device)
+        self.force_field = ForceField(self.model)
+        self.optimizer, self.scheduler = make_optimizer(config, self.model)
+        self.ema = EMA(self.model, t.ema_decay)
+        self.eval_model = build(config, self.data.elements).to(self.ctx.device).eval()
+        self.eval_force_field = ForceField(self.eval_model).eval()
+
+        cutoff = self.model.cutoff
+        self.train_set = FrameDataset(self.data.train, self.data.elements, cutoff, self.dtype, config.data.min_distance)
+        self.valid_set = FrameDataset(self.data.valid, self.data.elements, cutoff, self.dtype, config.data.min_distance)
+        self.train_sampler = GlobalBatchSampler(len(self.train_set), t.batch_size, True, t.seed, self.ctx.rank, self.ctx.world_size)
+        self.valid_sampler = GlobalBatchSampler(len(self.valid_set), t.valid_batch_size, False, t.seed, self.ctx.rank, self.ctx.world_size)
+
+        self.epoch, self.step, self.elapsed = 0, 0, 0.0
+        self.best_loss, self.bad_epochs, self.skipped_total = math.inf, 0, 0
+        self.history: List[Dict[str, float]] = []
+        if state is not None:
+            self._restore(state)
+        elif self.ctx.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            dump_config(config, self.out / "config.yaml", extra_model=_model_section(self.model))
+            (self.out / "split.json").write_text(json.dumps(self.data.split) + "\n")
+
+    # -- state -------------------------------------------------------------------------------
+    def _restore(self, state: Dict[str, Any]) -> None:
+        s = state["training_state"]
+        self.model.load_state_dict(state["raw_state_dict"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        if self.scheduler is not None and s["scheduler"] is not None:
+            self.scheduler.load_state_dict(s["scheduler"])
+        self.ema.load_state_dict(s["ema"])
+        self.epoch, self.step, self.elapsed = s["epoch"], s["step"], s["elapsed"]
+        self.best_loss, self.bad_epochs, self.skipped_total = s["best_loss"], s["bad_epochs"], s["skipped_total"]
+        self.history = list(state["history"])
+
+    def _content(self) -> Dict[str, Any]:
+        return {
+            "model_config": self.model.config.to_dict(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.ema.shadow.items()},
+            "raw_state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "normalization": self.normalization.to_dict(),
+            "train_config": self.config.to_dict(),
+            "split": self.data.split,
+            "history": self.history,
+            "training_state": {
+                "epoch": self.epoch, "step": self.step, "elapsed": self.elapsed,
+                "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "skipped_total": self.skipped_total,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "ema": self.ema.state_dict(),
+            },
+        }
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _train_epoch(self) -> Tuple[torch.Tensor, int]:
+        t = self.config.training
+        self.model.train()
+        self.force_field.train()
+        self.train_sampler.set_epoch(self.epoch)
+        sums = torch.zeros(10, dtype=torch.float64)
+        skipped = 0
+        bar = tqdm(total=len(self.train_sampler), desc=f"epoch {self.epoch + 1}", leave=False, disable=not (self.progress and self.ctx.main))
+        for batch in make_loader(self.train_set, self.train_sampler):
+            local = self._step_counts(batch)
+            counts = self.ctx.sum_(local.clone())  # global structures and force components of this step
+            self.optimizer.zero_grad(set_to_none=False)
+            if batch is not None:
+                batch = batch.to(self.ctx.device)
+                out = self.force_field(**batch.graph.inputs())
+                de = out[keys.ENERGY] - batch.energy
+                df = out[keys.FORCES] - batch.forces
+                loss = t.energy_weight * (de**2).sum() / counts[0] + t.forces_weight * (df**2).sum() / counts[1]
+                loss.backward()
+                step_sums = error_sums(out[keys.ENERGY], batch.energy, batch.n_atoms, out[keys.FORCES], batch.forces).cpu()
+            else:  # this process has no share of a short last batch; it still joins the reductions
+                loss = torch.zeros((), dtype=self.dtype, device=self.ctx.device)
+                step_sums = torch.zeros(10, dtype=torch.float64)
+            self.ctx.sum_gradients(self.model.parameters())
+            ok = bool(torch.isfinite(loss).all()) and all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.model.parameters())
+            finite = torch.tensor([1.0 if ok else 0.0], dtype=torch.float64)
+            if float(self.ctx.sum_(finite)) < self.ctx.world_size:
+                skipped += 1
+                self.skipped_total += 1
+                self.consecutive_nonfinite += 1
+                if self.consecutive_nonfinite >= t.max_nonfinite_steps:
+                    raise TrainingError(
+                        f"the loss or its gradient was NaN/inf in {self.consecutive_nonfinite} consecutive steps (epoch "
+                        f"{self.epoch + 1}, step {self.step}); lower training.lr, check the data with `so3k data stats`, "
+                        "or train in float64"
+                    )
+                bar.update(1)
+                continue
+            self.consecutive_nonfinite = 0
+            if t.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
+            self.optimizer.step()
+            self.ema.update(self.model)
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ExponentialLR):
+                self.scheduler.step()
+            self.step += 1
+            sums += step_sums
+            bar.update(1)
+            if self.ctx.main and self.progress:
+                bar.set_postfix(loss=f"{float(loss) * self.ctx.world_size:.3g}", lr=f"{self.lr:.2g}")
+        bar.close()
+        return self.ctx.sum_(sums), skipped
+
+    def _step_counts(self, batch) -> torch.Tensor:
+        if batch is None:
+            return torch.zeros(2, dtype=torch.float64)
+        return torch.tensor([float(batch.energy.numel()), float(batch.forces.numel())], dtype=torch.float64)
+
+    def validate(self, keep: bool = False):
+        self.eval_model.load_state_dict(self.ema.shadow)
+        sums, predictions = predict(self.eval_force_field, make_loader(self.valid_set, self.valid_sampler), self.ctx.device, keep=keep)
+        return self.ctx.sum_(sums), predictions
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> Path:
+        t = self.config.training
+        self.consecutive_nonfinite = 0
+        reason = f"reached training.max_epochs = {t.max_epochs}"
+        if self.ctx.main:
+            print(
+                f"training {self.model.config.preset} ({sum(p.numel() for p in self.model.parameters()):,} parameters, elements "
+                f"{', '.join(self.data.elements)}) on {len(self.train_set)} frames, validating on {len(self.valid_set)}; "
+                f"{self.ctx.world_size} process(es); run folder {self.out}",
+                flush=True,
+            )
+        while self.epoch < t.max_epochs:
+            start = time.perf_counter()
+            train_sums, skipped = self._train_epoch()
+            valid_sums, _ = self.validate()
+            self.epoch += 1
+            self.elapsed += time.perf_counter() - start
+            row: Dict[str, float] = {"epoch": self.epoch, "step": self.step, "lr": self.lr, "time_s": round(self.elapsed, 2)}
+            row.update(metrics_from_sums(train_sums, t.energy_weight, t.forces_weight, "train"))
+            row.update(metrics_from_sums(valid_sums, t.energy_weight, t.forces_weight, "valid"))
+            row["skipped_steps"] = skipped
+            improved = row["valid_loss"] < self.best_loss
+            if improved:
+                self.best_loss, self.bad_epochs = row["valid_loss"], 0
+            else:
+                self.bad_epochs += 1
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(row["valid_loss"])
+            self.history.append(row)
+            if self.ctx.main:
+                self._write_epoch(row, improved)
+            self.ctx.barrier()
+            if self.lr < t.min_lr:
+                reason = f"the learning rate fell below training.min_lr = {t.min_lr:g}"
+                break
+            if t.early_stopping_patience is not None and self.bad_epochs >= t.early_stopping_patience:
+                reason = f"no validation improvement in {self.bad_epochs} epochs (training.early_stopping_patience)"
+                break
+            if t.max_minutes is not None and self.elapsed / 60 >= t.max_minutes:
+                reason = f"used the time budget of training.max_minutes = {t.max_minutes:g}"
+                break
+        if self.ctx.main:
+            self._finish(reason)
+        self.ctx.barrier()
+        return self.out / "best.ckpt"
+
+    def _write_epoch(self, row: Dict[str, float], improved: bool) -> None:
+        content = self._content()
+        if improved:
+            save_checkpoint(self.out / "best.ckpt", content)
+        save_checkpoint(self.out / "last.ckpt", content)
+        path = self.out / "metrics.csv"
+        new = not path.exists() or self.epoch == 1
+        with path.open("w" if new else "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        plot_learning_curves(self.history, self.out / "learning_curves.png")
+        print(
+            f"epoch {self.epoch:4d}  lr {self.lr:.2e}  train loss {row['train_loss']:.4g}  valid: energy MAE "
+            f"{row['valid_energy_mae_meV']:.1f} meV, forces MAE {row['valid_forces_mae_meV_A']:.1f} meV/Å"
+            + ("  (best)" if improved else "")
+            + (f"  [{int(row['skipped_steps'])} non-finite steps skipped]" if row["skipped_steps"] else ""),
+            flush=True,
+        )
+
+    def _finish(self, reason: str) -> None:
+        from .checkpoint import model_from_checkpoint
+
+        best = model_from_checkpoint(self.out / "best.ckpt").to(self.ctx.device)
+        valid_loader = make_loader(self.valid_set, GlobalBatchSampler(len(self.valid_set), self.config.training.valid_batch_size, False, 0))
+        sums, predictions = predict(ForceField(best).eval(), valid_loader, self.ctx.device, keep=True)
+        m = metrics_from_sums(sums, self.config.training.energy_weight, self.config.training.forces_weight, "valid")
+        plot_parity(predictions, self.out / "parity_valid.png", title=f"validation, best model ({len(self.valid_set)} frames)")
+        print(
+            f"stopped: {reason}. Best model: {self.out / 'best.ckpt'} (validation energy MAE {m['valid_energy_mae_meV']:.1f} meV, "
+            f"{m['valid_energy_mae_meV_atom']:.2f} meV/atom; forces MAE {m['valid_forces_mae_meV_A']:.1f} meV/Å). "
+            f"Plots: {self.out / 'learning_curves.png'}, {self.out / 'parity_valid.png'}",
+            flush=True,
+        )
+
+
+def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train from a config into the run folder `out`; returns the path of best.ckpt."""
+    trainer = Trainer(config, out, resume=resume, progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.ctx.close()
