@@ -267,7 +267,7 @@ class Trainer:
             sums += step_sums
             bar.update(1)
             if self.ctx.main and self.progress:
-                bar.set_postfix(loss=f"{float(loss) * self.ctx.world_size:.3g}", lr=f"{self.lr:.2g}")
+                bar.set_postfix(loss=f"{float(loss.detach()) * self.ctx.world_size:.3g}", lr=f"{self.lr:.2g}")
         bar.close()
         return self.ctx.sum_(sums), skipped
 
