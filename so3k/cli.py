@@ -102,17 +102,12 @@ def _train(args: argparse.Namespace) -> int:
 
     from so3k.train import load_config, train
 
+    config = None
     if args.resume:
         if args.config or args.set:
-            print("so3k: note: --resume continues with the run's own config.yaml; the config and --set are ignored", file=sys.stderr)
-        config = None
+            print("so3k: note: --resume continues with the run's own config; the config file and --set are ignored", file=sys.stderr)
     else:
         config = load_config(args.config, args.set)
-    if config is None:
-        from so3k.train.checkpoint import load_checkpoint
-        from so3k.train.config import config_from_dict
-
-        config = config_from_dict(load_checkpoint(Path(args.out) / "last.ckpt")["train_config"])
     train(config, Path(args.out), resume=args.resume, progress=not args.no_progress)
     return 0
 

@@ -29,9 +29,15 @@ class Context:
         return self.world_size > 1
 
     def sum_(self, t: Tensor) -> Tensor:
-        """In-place sum over processes (no-op with one process)."""
+        """In-place sum over processes (no-op with one process). NCCL reduces device tensors
+        only, so host tensors (counters, error sums) make a round trip through the GPU."""
         if self.active:
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            if self.device.type == "cuda" and t.device.type != "cuda":
+                on_device = t.to(self.device)
+                dist.all_reduce(on_device, op=dist.ReduceOp.SUM)
+                t.copy_(on_device.cpu())
+            else:
+                dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
     def sum_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:

@@ -27,11 +27,12 @@ def plot_learning_curves(history: List[Dict[str, float]], path: Path) -> Path:
     for ax, (label, names, _) in zip(axes, panels):
         for name in names:
             values = [h.get(name, np.nan) for h in history]
-            ax.plot(epochs, values, label=name.split("_")[0])
+            label_ = "train (raw weights, during the epoch)" if name.startswith("train") else "validation (EMA weights)"
+            ax.plot(epochs, values, label=label_)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.legend()
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     lr_ax = axes[0].twinx()
     lr_ax.plot(epochs, [h["lr"] for h in history], color="grey", lw=0.8, ls="--")

@@ -31,7 +31,7 @@ from ..model import So3krates
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, config_from_dict, dump_config
 from .data import FrameDataset, GlobalBatchSampler, make_loader
-from .distributed import Context, setup
+from .distributed import setup
 from .ema import EMA
 from .metrics import error_sums, metrics_from_sums, predict
 from .normalization import Normalization, apply_normalization, fit_normalization
@@ -137,20 +137,23 @@ def _model_section(model: So3krates) -> Dict[str, Any]:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, out: Path, resume: bool = False, progress: bool = True, ctx: Optional[Context] = None):
-        self.config, self.out, self.progress = config, Path(out), progress
-        self.ctx = ctx or setup(config.training.device)
-        t = config.training
+    def __init__(self, config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True):
+        """config may be None with resume: a resumed run always continues with its own config."""
+        self.out, self.progress = Path(out), progress
         last = self.out / "last.ckpt"
         state: Optional[Dict[str, Any]] = None
         if resume:
             if not last.exists():
                 raise TrainingError(f"--resume: {last} not found; start a new run without --resume")
             state = load_checkpoint(last)
-            self.config = config = config_from_dict(state["train_config"])
-            t = config.training
+            config = config_from_dict(state["train_config"])
         elif last.exists():
             raise TrainingError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
+        if config is None:
+            raise TrainingError("a new run needs a training config")
+        self.config = config
+        t = config.training
+        self.ctx = setup(t.device)
         self.data = prepare_data(config, state["split"] if state else None)
         self.model = build(config, self.data.elements)
         self.dtype = getattr(torch, t.dtype)
@@ -365,8 +368,9 @@ class Trainer:
         )
 
 
-def train(config: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> Path:
-    """Train from a config into the run folder `out`; returns the path of best.ckpt."""
+def train(config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train from a config into the run folder `out` (or resume the run there: config may be
+    None); returns the path of best.ckpt."""
     trainer = Trainer(config, out, resume=resume, progress=progress)
     try:
         return trainer.fit()
