@@ -245,9 +245,11 @@ class Trainer:
                 loss = torch.zeros((), dtype=self.dtype, device=self.ctx.device)
                 step_sums = torch.zeros(10, dtype=torch.float64)
             self.ctx.sum_gradients(self.model.parameters())
-            ok = bool(torch.isfinite(loss).all()) and all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.model.parameters())
-            finite = torch.tensor([1.0 if ok else 0.0], dtype=torch.float64)
-            if float(self.ctx.sum_(finite)) < self.ctx.world_size:
+            # One number decides, identical in every process (the gradients are already summed):
+            # a NaN/inf loss anywhere makes the global gradient norm non-finite.
+            max_norm = t.clip_grad_norm if t.clip_grad_norm is not None else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+            if not bool(torch.isfinite(grad_norm)):
                 skipped += 1
                 self.skipped_total += 1
                 self.consecutive_nonfinite += 1
@@ -260,8 +262,6 @@ class Trainer:
                 bar.update(1)
                 continue
             self.consecutive_nonfinite = 0
-            if t.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad_norm)
             self.optimizer.step()
             self.ema.update(self.model)
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ExponentialLR):
