@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a config value, e.g. --set training.lr=5e-4 (repeatable)")
     train.add_argument("--out", default="runs/train", help="run folder (default runs/train)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.ckpt")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last.ckpt (with --set only for the stopping criteria, "
+                            "e.g. --set training.max_epochs=500)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
 
@@ -104,11 +106,12 @@ def _train(args: argparse.Namespace) -> int:
 
     config = None
     if args.resume:
-        if args.config or args.set:
-            print("so3k: note: --resume continues with the run's own config; the config file and --set are ignored", file=sys.stderr)
-    else:
-        config = load_config(args.config, args.set)
-    train(config, Path(args.out), resume=args.resume, progress=not args.no_progress)
+        if args.config:
+            print("so3k: note: --resume continues with the run's own config; the config file is ignored", file=sys.stderr)
+        train(None, Path(args.out), resume=True, progress=not args.no_progress, extend=args.set)
+        return 0
+    config = load_config(args.config, args.set)
+    train(config, Path(args.out), progress=not args.no_progress)
     return 0
 
 

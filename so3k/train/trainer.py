@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from ..datasets import path as shipped_path
 from ..forces import ForceField
 from ..model import So3krates
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig, config_from_dict, dump_config
+from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict, dump_config
 from .data import FrameDataset, GlobalBatchSampler, make_loader
 from .distributed import setup
 from .ema import EMA
@@ -136,9 +136,24 @@ def _model_section(model: So3krates) -> Dict[str, Any]:
     return {k: v for k, v in model.config.to_dict().items() if k not in ("elements", "version")}
 
 
+# What may change when a run is resumed: when to stop. Anything else would make the resumed
+# run differ from an uninterrupted one.
+EXTENSIBLE = ("training.max_epochs", "training.max_minutes", "training.early_stopping_patience", "training.min_lr")
+
+
+def check_extensions(sets: Sequence[str]) -> Sequence[str]:
+    for item in sets:
+        if item.split("=", 1)[0] not in EXTENSIBLE:
+            raise ConfigError(f"--resume accepts --set only for {', '.join(EXTENSIBLE)}; got {item!r}")
+    return sets
+
+
 class Trainer:
-    def __init__(self, config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True):
-        """config may be None with resume: a resumed run always continues with its own config."""
+    def __init__(
+        self, config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True, extend: Sequence[str] = ()
+    ):
+        """config may be None with resume: a resumed run continues with its own config, except
+        for the stopping criteria in `extend` (e.g. ["training.max_epochs=500"])."""
         self.out, self.progress = Path(out), progress
         last = self.out / "last.ckpt"
         state: Optional[Dict[str, Any]] = None
@@ -146,7 +161,7 @@ class Trainer:
             if not last.exists():
                 raise TrainingError(f"--resume: {last} not found; start a new run without --resume")
             state = load_checkpoint(last)
-            config = config_from_dict(state["train_config"])
+            config = config_from_dict(apply_overrides(state["train_config"], check_extensions(extend)))
         elif last.exists():
             raise TrainingError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
         if config is None:
@@ -368,10 +383,10 @@ class Trainer:
         )
 
 
-def train(config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True) -> Path:
+def train(config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True, extend: Sequence[str] = ()) -> Path:
     """Train from a config into the run folder `out` (or resume the run there: config may be
-    None); returns the path of best.ckpt."""
-    trainer = Trainer(config, out, resume=resume, progress=progress)
+    None, and `extend` may change its stopping criteria); returns the path of best.ckpt."""
+    trainer = Trainer(config, out, resume=resume, progress=progress, extend=extend)
     try:
         return trainer.fit()
     finally:

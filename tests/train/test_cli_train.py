@@ -38,8 +38,14 @@ def test_train_evaluate_info(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "euclidean2024" in text and "elements      H, C, O" in text and "split         train 16, valid 4, test 6" in text
 
-    # --resume of a finished run continues to its own max_epochs: nothing left, the same best model
+    # --resume of a finished run continues to its own max_epochs: nothing left to do
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "stopped: reached training.max_epochs = 2" in capsys.readouterr().out
+    # ... unless the stopping criteria are extended; other settings cannot change on resume
+    assert main(["train", "--out", str(out), "--resume", "--no-progress", "--set", "training.max_epochs=3"]) == 0
+    assert "epoch    3" in capsys.readouterr().out
+    assert main(["train", "--out", str(out), "--resume", "--set", "training.lr=1"]) == 2
+    assert "--resume accepts --set only for training.max_epochs" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line_messages(tmp_path, capsys):
