@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .data.frames import Frames
-from .data.io import read_frames, write_extxyz
+from .data.io import read_frames
 from .forces import ForceField
 from .model import count_parameters
 from .train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -81,18 +81,16 @@ def write_predictions(frames: Frames, predictions: Dict[str, np.ndarray], path: 
         return path
     labelled = Frames(
         numbers=frames.numbers, positions=frames.positions, n_atoms=frames.n_atoms, cell=frames.cell, pbc=frames.pbc,
-        energy=predictions["energy"], forces=predictions["forces"],
-        info={"ref_energy": predictions["ref_energy"]},
+        energy=predictions["energy"], forces=predictions["forces"], info={"ref_energy": predictions["ref_energy"]},
     )
-    write_extxyz(labelled, path)
+    images = labelled.to_atoms()
     if has_forces:  # per-atom reference forces go into the arrays of each frame
-        from ase.io import read, write
-
-        images = read(path, index=":")
         ptr = frames.ptr
         for k, atoms in enumerate(images):
             atoms.arrays["ref_forces"] = predictions["ref_forces"][ptr[k] : ptr[k + 1]]
-        write(path, images, format="extxyz")
+    from ase.io import write
+
+    write(path, images, format="extxyz")
     return path
 
 

@@ -113,9 +113,13 @@ class Frames:
         )
 
     # -- conversion ----------------------------------------------------------------------
-    def atoms(self, k: int) -> Atoms:
-        """Frame ``k`` as ``ase.Atoms`` with its labels in a SinglePointCalculator."""
-        a, b = self.ptr[k], self.ptr[k + 1]
+    def atoms(self, k: int, ptr: np.ndarray | None = None) -> Atoms:
+        """Frame ``k`` as ``ase.Atoms`` with its labels in a SinglePointCalculator.
+
+        Pass ``ptr`` (``self.ptr``) when converting many frames: computing it is O(M).
+        """
+        ptr = self.ptr if ptr is None else ptr
+        a, b = ptr[k], ptr[k + 1]
         atoms = Atoms(
             numbers=self.numbers[a:b],
             positions=self.positions[a:b],
@@ -136,7 +140,8 @@ class Frames:
         return atoms
 
     def to_atoms(self) -> list[Atoms]:
-        return [self.atoms(k) for k in range(len(self))]
+        ptr = self.ptr
+        return [self.atoms(k, ptr) for k in range(len(self))]
 
     @classmethod
     def from_atoms(
