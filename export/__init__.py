@@ -1,4 +1,45 @@
 """Engine-facing TorchScript wrappers and export code, installed as ``so3k.export``.
 
 Import it as ``so3k.export``, never as a top-level ``export``.
+
+    so3k export runs/aspirin/best.ckpt --engine openmm -o model.pt [--dtype float64]
+
+`export_model` writes one frozen TorchScript file with its metadata (so3k.json: format
+version, versions, model config, cutoff, layers, elements, units, dtype, weights hash);
+`load_exported` reads it back and refuses files it cannot honour, saying why.
 """
+
+from pathlib import Path
+from typing import Any, Dict, Tuple, Union
+
+import torch
+
+from .metadata import ENGINES, FORMAT_VERSION, ExportError, load_module
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dtype: str = "float32", outputs_forces: bool = False) -> Path:
+    """Export a checkpoint (path; its EMA weights) or a So3krates model to `path` for `engine`."""
+    from ..model import So3krates
+    from ..train.checkpoint import model_from_checkpoint
+
+    if engine not in ENGINES:
+        raise ExportError(f"unknown engine {engine!r}; this so3k exports for {', '.join(ENGINES)}")
+    if dtype not in DTYPES:
+        raise ExportError(f"dtype must be float32 or float64, got {dtype!r}")
+    model = source if isinstance(source, So3krates) else model_from_checkpoint(source)
+    import copy
+
+    model = copy.deepcopy(model)  # exporting freezes the weights; the caller's model stays trainable
+    from .openmm import export_openmm
+
+    return export_openmm(model, path, DTYPES[dtype], outputs_forces=outputs_forces)
+
+
+def load_exported(path: Union[str, Path], engine: str = "openmm") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
+    """(module, metadata) of an exported file; ExportError with the reason if it is unusable."""
+    return load_module(path, engine)
+
+
+__all__ = ["export_model", "load_exported", "ExportError", "FORMAT_VERSION", "ENGINES"]

@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--length-unit", default="Angstrom")
     evaluate.set_defaults(func=_evaluate)
 
+    export = commands.add_parser("export", help="write a checkpoint as one TorchScript file for an MD engine")
+    export.add_argument("checkpoint", help="a .ckpt file from so3k train (its EMA weights are exported)")
+    export.add_argument("--engine", default="openmm", choices=["openmm"], help="target engine (default openmm)")
+    export.add_argument("-o", "--output", required=True, help="the exported file, e.g. model.pt")
+    export.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="precision of the exported model (default float32; float64 for exact comparisons)")
+    export.add_argument("--outputs-forces", action="store_true",
+                        help="return (energy, forces) for TorchForce.setOutputsForces(True)")
+    export.set_defaults(func=_export)
+
     info = commands.add_parser("info", help="model, elements, cutoff, normalisation and training history of a checkpoint")
     info.add_argument("checkpoint")
     info.set_defaults(func=_info)
@@ -138,6 +148,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from so3k.export import export_model, load_exported
+
+    path = export_model(args.checkpoint, args.output, engine=args.engine, dtype=args.dtype, outputs_forces=args.outputs_forces)
+    meta = load_exported(path, args.engine)[1]
+    print(
+        f"exported {args.checkpoint} for {args.engine} to {path} ({meta['dtype']}, elements {', '.join(meta['elements'])}, "
+        f"cutoff {meta['cutoff']} Å, units {meta['units']['positions']} / {meta['units']['energy']})"
+    )
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from so3k.evaluate import describe
 
@@ -161,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = " ".join(["so3k", *argv])
     try:
         return int(args.func(args) or 0)
-    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError, TrainingError) as err:
+    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError, TrainingError) as err:  # ExportError is a ValueError
         print(f"so3k: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

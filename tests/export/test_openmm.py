@@ -1,0 +1,167 @@
+"""Exported models inside real OpenMM Contexts (Reference and CPU platforms) against the eager model."""
+
+import json
+import zipfile
+
+import numpy as np
+import openmm
+import pytest
+import torch
+from ase import Atoms
+from openmm import unit
+
+import so3k
+from so3k.calculators import So3kratesCalculator
+from so3k.export import ExportError, export_model, load_exported
+from so3k.export.openmm import create_force
+from so3k.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+KJ_NM = unit.kilojoule_per_mole / unit.nanometer
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=2).double()
+    m.readout.scale.fill_(2.0)
+    m.readout.shift.copy_(torch.tensor([-0.5, -1.0, -1.5], dtype=torch.float64))
+    return m
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exported")
+    return {
+        (dtype, forces): export_model(model, folder / f"{dtype}-{forces}.pt", dtype=dtype, outputs_forces=forces)
+        for dtype in ("float64", "float32")
+        for forces in (False, True)
+    }
+
+
+def reference(model, atoms):
+    """Eager energy (kJ/mol) and forces (kJ/mol/nm) through the ASE calculator."""
+    atoms = atoms.copy()
+    atoms.calc = So3kratesCalculator(model=model)
+    return atoms.get_potential_energy() * EV_TO_KJ_PER_MOL, atoms.get_forces() * EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM
+
+
+def openmm_energy_forces(path, atoms, platform="Reference", ml_atoms=None, extra_particles=0, xml=False):
+    system = openmm.System()
+    for _ in range(len(atoms) + extra_particles):
+        system.addParticle(1.0)
+    numbers = list(atoms.numbers) + [1] * extra_particles
+    periodic = bool(atoms.pbc.any())
+    if periodic:
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in atoms.cell.array])
+    system.addForce(create_force(path, numbers, atoms=ml_atoms, periodic=periodic))
+    if xml:
+        system = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName(platform))
+    positions = np.concatenate([atoms.positions, np.full((extra_particles, 3), 50.0)]) * 0.1
+    context.setPositions(positions)
+    state = context.getState(getEnergy=True, getForces=True)
+    return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole), state.getForces(asNumpy=True).value_in_unit(KJ_NM)
+
+
+def triclinic_water(make_water):
+    atoms = make_water(n_per_side=2, spacing=3.3, seed=3, skew=False)
+    # OpenMM's reduced form: a = (ax,0,0), b = (bx,by,0), c = (cx,cy,cz), ax >= 2|bx|, ax >= 2|cx|, by >= 2|cy|
+    cell = np.array([[6.6, 0.0, 0.0], [1.9, 6.4, 0.0], [-1.5, 2.2, 6.5]])
+    atoms.set_cell(cell, scale_atoms=True)
+    return atoms
+
+
+@pytest.mark.parametrize("platform, rtol", [("Reference", 1e-10), ("CPU", 1e-6)])
+@pytest.mark.parametrize("outputs_forces", [False, True])
+def test_molecule_in_vacuum(model, exported, aspirin, platform, rtol, outputs_forces):
+    e0, f0 = reference(model, aspirin)
+    e, f = openmm_energy_forces(exported["float64", outputs_forces], aspirin, platform)
+    assert e == pytest.approx(e0, rel=rtol)
+    np.testing.assert_allclose(f, f0, rtol=0, atol=rtol * np.abs(f0).max() * 10)
+
+
+@pytest.mark.parametrize("outputs_forces", [False, True])
+def test_triclinic_water_box_and_molecules_split_across_the_boundary(model, exported, make_water, outputs_forces):
+    atoms = triclinic_water(make_water)
+    e0, f0 = reference(model, atoms)
+    e, f = openmm_energy_forces(exported["float64", outputs_forces], atoms)
+    assert e == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(f, f0, atol=1e-9 * np.abs(f0).max())
+    # Move whole molecules by lattice vectors: some now straddle the box faces, others lie outside.
+    moved = atoms.copy()
+    shifts = np.random.default_rng(0).integers(-2, 3, size=(len(atoms) // 3, 3))
+    moved.positions += np.repeat(shifts @ atoms.cell.array, 3, axis=0)
+    moved.positions[1] += atoms.cell.array[0]  # one H leaves its O's image: the molecule is split
+    e1, f1 = openmm_energy_forces(exported["float64", outputs_forces], moved)
+    assert e1 == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(f1, f0, atol=1e-9 * np.abs(f0).max())
+
+
+def test_ml_subset_of_a_larger_system(model, exported, aspirin):
+    e0, f0 = reference(model, aspirin)
+    n = len(aspirin)
+    # The ML atoms are the last n particles of the System; 5 other particles come first.
+    order = list(range(5, 5 + n))
+    shuffled = Atoms(numbers=[1] * 5 + list(aspirin.numbers), positions=np.concatenate([np.full((5, 3), 30.0), aspirin.positions]))
+    e, f = openmm_energy_forces(exported["float64", False], shuffled, ml_atoms=order)
+    assert e == pytest.approx(e0, rel=1e-10)
+    assert np.all(f[:5] == 0)
+    np.testing.assert_allclose(f[5:], f0, atol=1e-9 * np.abs(f0).max())
+
+
+def test_float32_export(model, exported, aspirin):
+    e0, f0 = reference(model, aspirin)
+    e, f = openmm_energy_forces(exported["float32", True], aspirin)
+    assert e == pytest.approx(e0, rel=1e-5)  # float32 model: ~7 significant digits
+    np.testing.assert_allclose(f, f0, atol=1e-4 * np.abs(f0).max())
+
+
+def test_xml_serialised_system_reloads_with_the_same_energy(exported, aspirin):
+    e, _ = openmm_energy_forces(exported["float64", False], aspirin)
+    e_xml, _ = openmm_energy_forces(exported["float64", False], aspirin, xml=True)
+    assert e_xml == e
+
+
+def test_exported_file_round_trip_and_metadata(model, exported, aspirin):
+    module, meta = load_exported(exported["float64", False])
+    assert meta["elements"] == ["H", "C", "O"] and meta["cutoff"] == 5.0 and meta["layers"] == 2
+    assert meta["dtype"] == "float64" and meta["units"]["energy"] == "kJ/mol" and len(meta["weights_sha256"]) == 64
+    assert meta["model_config"]["preset"] == "euclidean2024"
+    module.species = model.species(torch.tensor(aspirin.numbers))
+    energy = module(torch.tensor(aspirin.positions * 0.1))
+    assert float(energy) == pytest.approx(reference(model, aspirin)[0], rel=1e-12)
+
+
+def rewrite_metadata(source, target, change):
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("extra/so3k.json"):
+                meta = json.loads(data)
+                change(meta)
+                data = json.dumps(meta).encode()
+            zout.writestr(item, data)
+    return target
+
+
+def test_bad_files_are_refused_with_the_reason(model, exported, tmp_path, aspirin):
+    newer = rewrite_metadata(exported["float64", False], tmp_path / "newer.pt", lambda m: m.update(format_version=99))
+    with pytest.raises(ExportError, match=r"made by a newer so3k \(format 99.*reads format 1: upgrade so3k"):
+        load_exported(newer)
+    other = rewrite_metadata(exported["float64", False], tmp_path / "lammps.pt", lambda m: m.update(engine="lammps"))
+    with pytest.raises(ExportError, match="exported for 'lammps', not 'openmm'"):
+        load_exported(other)
+    plain = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(plain))
+    with pytest.raises(ExportError, match="no so3k.json metadata: it was not made by `so3k export`"):
+        load_exported(plain)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"definitely not a model")
+    with pytest.raises(ExportError, match="is not a TorchScript file"):
+        load_exported(junk)
+    with pytest.raises(FileNotFoundError):
+        load_exported(tmp_path / "missing.pt")
+    with pytest.raises(ExportError, match=r"element\(s\) \['F'\] are not known to the model"):
+        create_force(exported["float64", False], [6, 9, 1])
+    with pytest.raises(ExportError, match="unknown engine 'gromacs'"):
+        export_model(model, tmp_path / "x.pt", engine="gromacs")
