@@ -12,15 +12,18 @@ version, versions, model config, cutoff, layers, elements, units, dtype, weights
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
-import torch
+from .errors import ExportError
 
-from .metadata import ENGINES, FORMAT_VERSION, ExportError, load_module
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# torch is imported inside the functions: OpenMM-ML imports every registered plugin (ours is
+# so3k.export.openmmml) whenever it is imported itself, and that must stay cheap.
+ENGINES = ("openmm",)
+DTYPES = ("float32", "float64")
 
 
 def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dtype: str = "float32", outputs_forces: bool = False) -> Path:
     """Export a checkpoint (path; its EMA weights) or a So3krates model to `path` for `engine`."""
+    import torch
+
     from ..model import So3krates
     from ..train.checkpoint import model_from_checkpoint
 
@@ -34,12 +37,14 @@ def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dt
     model = copy.deepcopy(model)  # exporting freezes the weights; the caller's model stays trainable
     from .openmm import export_openmm
 
-    return export_openmm(model, path, DTYPES[dtype], outputs_forces=outputs_forces)
+    return export_openmm(model, path, getattr(torch, dtype), outputs_forces=outputs_forces)
 
 
-def load_exported(path: Union[str, Path], engine: str = "openmm") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
-    """(module, metadata) of an exported file; ExportError with the reason if it is unusable."""
+def load_exported(path: Union[str, Path], engine: str = "openmm") -> Tuple[Any, Dict[str, Any]]:
+    """(TorchScript module, metadata) of an exported file; ExportError with the reason if it is unusable."""
+    from .metadata import load_module
+
     return load_module(path, engine)
 
 
-__all__ = ["export_model", "load_exported", "ExportError", "FORMAT_VERSION", "ENGINES"]
+__all__ = ["export_model", "load_exported", "ExportError", "ENGINES"]

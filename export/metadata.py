@@ -10,15 +10,12 @@ import torch
 
 from .. import __version__
 from ..model import So3krates
+from .errors import ExportError
 
 FORMAT = "so3k-exported-model"
 FORMAT_VERSION = 1
 METADATA_FILE = "so3k.json"
-ENGINES = ("openmm",)
-
-
-class ExportError(ValueError):
-    """An exported file that cannot be used as asked; the message says why."""
+ENGINES = ("openmm",)  # keep in step with so3k.export.ENGINES
 
 
 def weights_hash(model: So3krates) -> str:
