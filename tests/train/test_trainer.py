@@ -144,7 +144,6 @@ def test_validation_elements_must_occur_in_training(tiny_config, tmp_path):
     from so3k.data.io import write_extxyz
 
     def write(structures, name):
-        n = sum(len(a) for a in structures)
         frames = Frames.from_atoms(structures, energy=[0.0] * len(structures), forces=[np.zeros((len(a), 3)) for a in structures])
         write_extxyz(frames, tmp_path / name)
         return str(tmp_path / name)

@@ -1,0 +1,179 @@
+"""Molecular dynamics with an exported so3k model in OpenMM.
+
+    python deploy/openmm/run_md.py structure.pdb model.pt --steps 10000 --temperature 300
+    python deploy/openmm/run_md.py aspirin.xyz model.pt --ensemble nve --timestep 0.5 --platform CPU
+    python deploy/openmm/run_md.py ... --out runs/md --resume        # continue an interrupted run
+
+Input: a PDB file, or any file ASE reads (xyz, extxyz, cif, ...; periodic if it has a cell), and
+a model made by `so3k export --engine openmm`. Every atom is an ML atom. Writes to --out:
+state.csv (energies, temperature, speed), trajectory.dcd (or .xtc), checkpoint.chk for
+--resume, and energy.png (the energy trace) at the end.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_structure(path: Path):
+    """(topology, positions in nm, box vectors in nm or None)."""
+    from openmm import app, unit
+
+    if path.suffix.lower() == ".pdb":
+        pdb = app.PDBFile(str(path))
+        box = pdb.topology.getPeriodicBoxVectors()
+        return pdb.topology, pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer), box
+    from ase.io import read
+
+    atoms = read(path)
+    topology = app.Topology()
+    residue = topology.addResidue("MOL", topology.addChain())
+    for k, symbol in enumerate(atoms.get_chemical_symbols()):
+        topology.addAtom(f"{symbol}{k + 1}", app.Element.getBySymbol(symbol), residue)
+    box = None
+    if atoms.pbc.all():
+        from openmm import Vec3
+
+        # OpenMM wants the reduced triclinic form (a along x, b in the xy plane): rotate into it.
+        standard, rotation = atoms.cell.standard_form()
+        atoms.positions = atoms.positions @ rotation.T
+        a, b, c = (row.copy() for row in standard)
+        # ... with a_x >= 2|b_x|, a_x >= 2|c_x|, b_y >= 2|c_y|: the same lattice, other vectors.
+        c -= b * round(c[1] / b[1])
+        c -= a * round(c[0] / a[0])
+        b -= a * round(b[0] / a[0])
+        box = [Vec3(*row) for row in np.array([a, b, c]) * 0.1]
+        topology.setPeriodicBoxVectors(box)
+    elif atoms.pbc.any():
+        sys.exit("run_md.py: partially periodic cells are not supported by OpenMM; use a fully periodic box or none")
+    return topology, atoms.positions * 0.1, box
+
+
+def platform_or_exit(name: str):
+    import openmm
+
+    available = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+    if name not in available:
+        failures = "\n  ".join(openmm.Platform.getPluginLoadFailures()) or "(none reported)"
+        sys.exit(
+            f"run_md.py: the OpenMM platform {name!r} is not available here; available: {', '.join(available)}.\n"
+            f"Plugins that failed to load:\n  {failures}"
+        )
+    return openmm.Platform.getPlatformByName(name)
+
+
+def plot_energy(csv_path: Path, png: Path) -> None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    key = {k.strip('#"'): k for k in rows[0]}
+    t = np.array([float(r[key["Time (ps)"]]) for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in ("Potential Energy (kJ/mole)", "Kinetic Energy (kJ/mole)", "Total Energy (kJ/mole)"):
+        values = np.array([float(r[key[name]]) for r in rows])
+        ax.plot(t, values - values[0], label=name.split(" (")[0] + " − initial")
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel("energy (kJ/mol)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("structure", type=Path, help="PDB, or any ASE-readable structure (Å)")
+    parser.add_argument("model", type=Path, help="exported model (so3k export --engine openmm)")
+    parser.add_argument("--ensemble", choices=["nvt", "nve"], default="nvt")
+    parser.add_argument("--temperature", type=float, default=300.0, help="K: Langevin bath and initial velocities")
+    parser.add_argument("--friction", type=float, default=1.0, help="1/ps (NVT)")
+    parser.add_argument("--timestep", type=float, default=0.5, help="fs")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--platform", default="CPU", help="Reference, CPU, CUDA or OpenCL")
+    parser.add_argument("--precision", choices=["single", "mixed", "double"], default=None, help="CUDA/OpenCL precision")
+    parser.add_argument("--report", type=int, default=10, help="steps between state/trajectory reports")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoint files")
+    parser.add_argument("--trajectory", choices=["dcd", "xtc"], default="dcd")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/md"))
+    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.chk")
+    args = parser.parse_args(argv)
+
+    import torch  # noqa: F401  (loads libtorch before the OpenMM-Torch plugin)
+    import openmm
+    from openmm import app, unit
+
+    from so3k.export.openmm import create_force
+
+    if not args.structure.exists():
+        sys.exit(f"run_md.py: structure {args.structure} not found")
+    topology, positions, box = load_structure(args.structure)
+    system = openmm.System()
+    for atom in topology.atoms():
+        system.addParticle(atom.element.mass)
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*box)
+    system.addForce(create_force(args.model, topology, periodic=box is not None))
+
+    dt = args.timestep * unit.femtoseconds
+    if args.ensemble == "nvt":
+        integrator = openmm.LangevinMiddleIntegrator(args.temperature * unit.kelvin, args.friction / unit.picosecond, dt)
+        integrator.setRandomNumberSeed(args.seed)
+    else:
+        integrator = openmm.VerletIntegrator(dt)
+    platform = platform_or_exit(args.platform)
+    properties = {"Precision": args.precision} if args.precision and args.platform in ("CUDA", "OpenCL") else {}
+    simulation = app.Simulation(topology, system, integrator, platform, properties)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.out / "checkpoint.chk"
+    state_csv = args.out / "state.csv"
+    append = False
+    if args.resume:
+        if not checkpoint.exists():
+            sys.exit(f"run_md.py: --resume but {checkpoint} does not exist")
+        simulation.loadCheckpoint(str(checkpoint))
+        append = True
+        print(f"resumed from {checkpoint} at step {simulation.currentStep}")
+    else:
+        simulation.context.setPositions(positions)
+        simulation.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
+    remaining = args.steps - simulation.currentStep
+    if remaining <= 0:
+        print(f"nothing to do: the run is at step {simulation.currentStep} of {args.steps}")
+        return 0
+
+    trajectory = args.out / f"trajectory.{args.trajectory}"
+    reporter_cls = app.DCDReporter if args.trajectory == "dcd" else app.XTCReporter
+    simulation.reporters.append(reporter_cls(str(trajectory), args.report, append=append and trajectory.exists()))
+    fields = dict(step=True, time=True, potentialEnergy=True, kineticEnergy=True, totalEnergy=True, temperature=True, speed=True)
+    simulation.reporters.append(app.StateDataReporter(str(state_csv), args.report, append=append, **fields))
+    simulation.reporters.append(
+        app.StateDataReporter(sys.stdout, max(args.report, args.steps // 20), progress=True, remainingTime=True,
+                              totalSteps=args.steps, **fields)
+    )
+    simulation.reporters.append(app.CheckpointReporter(str(checkpoint), args.checkpoint_every))
+    start = time.perf_counter()
+    simulation.step(remaining)
+    wall = time.perf_counter() - start
+    simulation.saveCheckpoint(str(checkpoint))
+    ns_per_day = remaining * args.timestep * 1e-6 / (wall / 86400)
+    plot_energy(state_csv, args.out / "energy.png")
+    print(f"{remaining} steps in {wall:.1f} s: {ns_per_day:.3f} ns/day on {args.platform}; "
+          f"outputs in {args.out}/ (state.csv, {trajectory.name}, checkpoint.chk, energy.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
