@@ -10,3 +10,17 @@ def test_demo_trains_evaluates_and_points_at_its_artifacts(tmp_path, capsys):
     assert "held-back test frames (200 never seen in training)" in out
     assert (tmp_path / "learning_curves.png").exists() and (tmp_path / "parity_valid.png").exists()
     train_demo_model(tmp_path, minutes=0.01)  # a second demo replaces the first
+
+
+def test_demo_exports_and_runs_openmm(tmp_path, capsys):
+    import torch
+
+    import so3k
+    from so3k.demo import openmm_demo
+    from so3k.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=1, features=32)
+    save_checkpoint(tmp_path / "m.ckpt", {"model_config": model.config.to_dict(), "state_dict": model.state_dict()})
+    path = openmm_demo(tmp_path / "m.ckpt", tmp_path, steps=20, warmup=2)
+    assert path.exists() and "ns/day" in capsys.readouterr().out
