@@ -6,8 +6,9 @@
 
 Input: a PDB file, or any file ASE reads (xyz, extxyz, cif, ...; periodic if it has a cell), and
 a model made by `so3k export --engine openmm`. Every atom is an ML atom. Writes to --out:
-state.csv (energies, temperature, speed), trajectory.dcd (or .xtc), checkpoint.chk for
---resume, and energy.png (the energy trace) at the end.
+start.pdb (topology and first frame), state.csv (energies, temperature, speed),
+trajectory.dcd (or .xtc), checkpoint.chk for --resume, and energy.png (the energy trace).
+deploy/openmm/analyse.py plots RMSD and a dihedral from the trajectory with mdtraj.
 """
 
 import argparse
@@ -149,6 +150,8 @@ def main(argv=None) -> int:
     else:
         simulation.context.setPositions(positions)
         simulation.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
+        with (args.out / "start.pdb").open("w") as handle:  # the topology for trajectory analysis (mdtraj)
+            app.PDBFile.writeFile(topology, positions * unit.nanometer, handle)
     remaining = args.steps - simulation.currentStep
     if remaining <= 0:
         print(f"nothing to do: the run is at step {simulation.currentStep} of {args.steps}")

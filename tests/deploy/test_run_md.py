@@ -17,11 +17,15 @@ from so3k.train import load_config, train
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_md():
-    spec = importlib.util.spec_from_file_location("run_md", ROOT / "deploy" / "openmm" / "run_md.py")
+def script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "openmm" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def run_md():
+    return script("run_md")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +60,10 @@ def test_run_md_writes_outputs_and_resumes(trained, tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out
     rows = read_rows(out / "state.csv")
     assert len(rows) == 8 and int(rows[-1]['#"Step"']) == 40
+
+    assert script("analyse")([str(out), "--dihedral", "0", "1", "2", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "8 frames, 9 atoms" in text and "dihedral 0-1-2-3" in text and (out / "analysis.png").exists()
 
 
 
