@@ -97,3 +97,12 @@ def test_nve_conserves_energy(trained):
     # and does not drift. Bound: fluctuations far below the kinetic energy's own fluctuations.
     assert total.std() < 0.01 * kinetic.std()
     assert abs(total[-1] - total[0]) < 0.02 * kinetic.std()
+
+
+def test_mlmm_molecule_in_tip3p_water(trained, tmp_path, capsys):
+    out = tmp_path / "mlmm"
+    assert script("mlmm_water")([str(trained), "--molecule", "ethanol", "--padding", "0.8", "--steps", "10",
+                                 "--report", "5", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ethanol: 9 ML atoms in" in text and "TIP3P waters" in text
+    assert len(read_rows(out / "state.csv")) == 2 and (out / "trajectory.dcd").stat().st_size > 0
