@@ -21,6 +21,16 @@ from .metadata import ExportError, build_metadata, load_module, save_module
 UNITS = {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
 
 
+def minimum_image_shifts(d: Tensor, box: Tensor) -> Tensor:
+    """Shifts that bring pair vectors d (P, 3) to their minimum image in an OpenMM box (rows a,
+    b, c in reduced triclinic form), reducing along c, then b, then a, as OpenMM does. Exact
+    when the cutoff is at most half the smallest box width (checked by create_force)."""
+    shift = -torch.round((d[:, 2] / box[2, 2]))[:, None] * box[2]
+    shift = shift - torch.round((d[:, 1] + shift[:, 1]) / box[1, 1])[:, None] * box[1]
+    shift = shift - torch.round((d[:, 0] + shift[:, 0]) / box[0, 0])[:, None] * box[0]
+    return shift
+
+
 class OpenMMPotential(nn.Module):
     """E(positions[nm], box[nm]) in kJ/mol for the ML atoms of an OpenMM System.
 
@@ -37,6 +47,11 @@ class OpenMMPotential(nn.Module):
         self.register_buffer("species", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.register_buffer("pbc", torch.ones(3, dtype=torch.bool))
+        # Static-pair mode (for CUDA graphs): all ordered pairs of ML atoms, fixed at force
+        # creation; pairs beyond the cutoff get weight 0 in the model, so no pair list is built
+        # and nothing in forward depends on the data for its shape or needs the host.
+        self.register_buffer("pair_i", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("pair_j", torch.zeros(0, dtype=torch.long))
 
     def energy_ev(self, positions: Tensor, box: Optional[Tensor]) -> Tensor:
         """Energy (eV) of the ML atoms from all System positions (nm)."""
@@ -46,7 +61,12 @@ class OpenMMPotential(nn.Module):
             r = r[self.atoms]
         if r.shape[0] != self.species.shape[0]:
             raise RuntimeError("the number of ML atoms does not match the species set by create_force")
-        if box is not None:
+        if self.pair_i.numel() > 0:
+            idx_i, idx_j = self.pair_i, self.pair_j
+            shifts = torch.zeros((idx_i.shape[0], 3), dtype=dtype, device=r.device)
+            if box is not None:
+                shifts = minimum_image_shifts(r[idx_j] - r[idx_i], box.to(dtype) * self.length_scale)
+        elif box is not None:
             cell = box.to(dtype) * self.length_scale
             idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, cell, self.pbc)
             shifts = offsets @ cell
@@ -79,7 +99,7 @@ def script_openmm(model: So3krates, outputs_forces: bool) -> torch.jit.ScriptMod
         parameter.requires_grad_(False)
     module = torch.jit.script(cls(model.eval()).eval())
     # Weights become constants; species/atoms/pbc stay settable for each system.
-    return torch.jit.freeze(module, preserved_attrs=["species", "atoms", "pbc"])
+    return torch.jit.freeze(module, preserved_attrs=["species", "atoms", "pbc", "pair_i", "pair_j"])
 
 
 def export_openmm(model: So3krates, path: Union[str, Path], dtype: torch.dtype, outputs_forces: bool = False) -> Path:
@@ -105,11 +125,18 @@ def create_force(
     topology_or_atomic_numbers: Any,
     atoms: Optional[Sequence[int]] = None,
     periodic: Optional[bool] = None,
+    static_pairs: bool = False,
+    box_width: Optional[float] = None,
 ):
     """An openmmtorch.TorchForce evaluating the exported model on the System's ML atoms.
 
     topology_or_atomic_numbers: an openmm.app.Topology or the atomic numbers of all particles.
     atoms: indices of the ML atoms (default all). periodic: default from the topology's box.
+    static_pairs: use all ordered pairs of ML atoms instead of a neighbour list (O(N^2), for
+    ML regions of up to a few hundred atoms): fixed shapes and no host synchronisation, so the
+    force can run in a CUDA graph (it also sets the force's useCUDAGraphs property). Periodic
+    systems then use the minimum image, which needs a box at least twice the cutoff wide:
+    give the smallest box width in nm as box_width (taken from the topology if it has a box).
     """
     import openmmtorch  # after torch (imported above): openmmtorch needs torch's libraries loaded
 
@@ -140,9 +167,28 @@ def create_force(
         )
     module.species = torch.tensor([index[z] for z in ml_numbers], dtype=torch.long)
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
+    if static_pairs:
+        if periodic:
+            if box_width is None and hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors"):
+                vectors = topology_or_atomic_numbers.getPeriodicBoxVectors()
+                if vectors is not None:
+                    box_width = min(vectors[k][k].value_in_unit(vectors[k][k].unit) for k in range(3))
+            if box_width is None:
+                raise ExportError("static_pairs with a periodic system needs box_width (nm) or a topology with a box")
+            if 2 * meta["cutoff"] / 10 > box_width:
+                raise ExportError(
+                    f"static_pairs uses the minimum image, which needs a box at least twice the cutoff wide "
+                    f"({2 * meta['cutoff'] / 10:.2f} nm); this box is {box_width:.2f} nm: use static_pairs=False"
+                )
+        n = len(ml_numbers)
+        i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        off_diagonal = i != j
+        module.pair_i, module.pair_j = i[off_diagonal].contiguous(), j[off_diagonal].contiguous()
     force = openmmtorch.TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     force.setOutputsForces(bool(meta.get("outputs_forces", False)))
+    if static_pairs:
+        force.setProperty("useCUDAGraphs", "true")  # read by the CUDA platform only
     return force
 
 

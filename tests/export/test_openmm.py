@@ -165,3 +165,63 @@ def test_bad_files_are_refused_with_the_reason(model, exported, tmp_path, aspiri
         create_force(exported["float64", False], [6, 9, 1])
     with pytest.raises(ExportError, match="unknown engine 'gromacs'"):
         export_model(model, tmp_path / "x.pt", engine="gromacs")
+
+
+def openmm_static(path, atoms, box_width=None):
+    system = openmm.System()
+    for _ in range(len(atoms)):
+        system.addParticle(1.0)
+    periodic = bool(atoms.pbc.any())
+    if periodic:
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in atoms.cell.array])
+    force = create_force(path, atoms.numbers, periodic=periodic, static_pairs=True, box_width=box_width)
+    assert force.getProperties()["useCUDAGraphs"] == "true"
+    system.addForce(force)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(atoms.positions * 0.1)
+    state = context.getState(getEnergy=True, getForces=True)
+    return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole), state.getForces(asNumpy=True).value_in_unit(KJ_NM)
+
+
+@pytest.mark.parametrize("outputs_forces", [False, True])
+def test_static_pairs_equal_the_neighbour_list(model, exported, aspirin, make_water, outputs_forces):
+    path = exported["float64", outputs_forces]
+    e0, f0 = reference(model, aspirin)
+    e, f = openmm_static(path, aspirin)
+    assert e == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(f, f0, atol=1e-9 * np.abs(f0).max())
+    box = make_water(n_per_side=4, spacing=3.1, seed=2, skew=False)  # 12.4 Å: more than twice the cutoff
+    box.set_cell(box.cell.array + np.array([[0, 0, 0], [2.0, 0, 0], [-1.5, 3.0, 0]]), scale_atoms=False)
+    box.positions[::3] += box.cell.array[1]  # atoms outside the box
+    e0, f0 = reference(model, box)
+    e, f = openmm_static(path, box, box_width=1.24)
+    assert e == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(f, f0, atol=1e-9 * np.abs(f0).max())
+    with pytest.raises(ExportError, match="needs a box at least twice the cutoff wide"):
+        openmm_static(path, triclinic_water(make_water), box_width=0.66)
+
+
+SYNCING_OPS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::unique_dim", "aten::_unique2"}
+
+
+def ops_called(module, *inputs):
+    with torch.profiler.profile() as profile:
+        module(*inputs)
+    return {event.name for event in profile.events()}
+
+
+@pytest.mark.parametrize("outputs_forces", [False, True])
+def test_static_pair_forward_needs_no_host_synchronisation(model, exported, make_water, outputs_forces):
+    # What CUDA graphs need, checked on CPU: no op that reads a value back to the host
+    # (.item(), bool(tensor)) or makes a data-dependent shape (nonzero, masked_select, unique).
+    module, _ = load_exported(exported["float64", outputs_forces])
+    box = make_water(n_per_side=4, spacing=3.1, seed=2, skew=False)
+    n = len(box)
+    module.species = model.species(torch.tensor(box.numbers))
+    positions = torch.tensor(box.positions * 0.1)
+    cell = torch.tensor(box.cell.array * 0.1)
+    dynamic = ops_called(module, positions, cell)
+    assert dynamic & SYNCING_OPS  # the neighbour list does synchronise: the check can fail
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    module.pair_i, module.pair_j = i[i != j], j[i != j]
+    assert not ops_called(module, positions, cell) & SYNCING_OPS
