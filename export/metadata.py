@@ -15,7 +15,6 @@ from .errors import ExportError
 FORMAT = "so3k-exported-model"
 FORMAT_VERSION = 1
 METADATA_FILE = "so3k.json"
-ENGINES = ("openmm",)  # keep in step with so3k.export.ENGINES
 
 
 def weights_hash(model: So3krates) -> str:
