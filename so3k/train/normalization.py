@@ -14,6 +14,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ..data.frames import Frames
+from ..data.stats import element_counts
 
 
 @dataclass
@@ -27,10 +28,13 @@ class Normalization:
 
 def element_count_matrix(frames: Frames, elements: Sequence[str]) -> np.ndarray:
     """(M, E) number of atoms of each element (columns in the order of `elements`) per frame."""
-    column = {z: k for k, z in enumerate(chemical_symbols.index(s) for s in elements)}
-    counts = np.zeros((len(frames), len(elements)))
-    np.add.at(counts, (frames.frame_index, [column[z] for z in frames.numbers]), 1.0)
-    return counts
+    counts, zs = element_counts(frames)
+    column = {chemical_symbols[z]: k for k, z in enumerate(zs)}
+    out = np.zeros((len(frames), len(elements)))
+    for k, element in enumerate(elements):
+        if element in column:
+            out[:, k] = counts[:, column[element]]
+    return out
 
 
 def fit_normalization(frames: Frames, elements: Sequence[str]) -> Normalization:
