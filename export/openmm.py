@@ -109,6 +109,17 @@ def export_openmm(model: So3krates, path: Union[str, Path], dtype: torch.dtype, 
     return save_module(module, path, meta)
 
 
+def topology_from_symbols(symbols: Sequence[str], residue_name: str = "MOL"):
+    """An openmm.app.Topology of one residue holding the given elements (names C1, H2, ...)."""
+    from openmm import app
+
+    topology = app.Topology()
+    residue = topology.addResidue(residue_name, topology.addChain())
+    for k, symbol in enumerate(symbols):
+        topology.addAtom(f"{symbol}{k + 1}", app.Element.getBySymbol(symbol), residue)
+    return topology
+
+
 def _atomic_numbers(system: Any) -> list:
     if hasattr(system, "atoms") and callable(system.atoms):  # an openmm.app.Topology
         numbers = []

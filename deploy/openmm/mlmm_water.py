@@ -63,12 +63,10 @@ def main(argv=None) -> int:
     from openmmml import MLPotential
 
     from so3k.data.molecules import load_molecule
+    from so3k.export.openmm import topology_from_symbols
 
     molecule = load_molecule(args.molecule)
-    topology = app.Topology()
-    residue = topology.addResidue("MLR", topology.addChain())
-    for k, symbol in enumerate(molecule.get_chemical_symbols()):
-        topology.addAtom(f"{symbol}{k + 1}", app.Element.getBySymbol(symbol), residue)
+    topology = topology_from_symbols(molecule.get_chemical_symbols(), "MLR")
     forcefield = app.ForceField("amber14/tip3p.xml")
     forcefield.registerTemplateGenerator(ligand_template_generator("MLR"))
     modeller = app.Modeller(topology, molecule.positions * 0.1 * unit.nanometer)

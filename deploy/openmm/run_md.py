@@ -29,11 +29,10 @@ def load_structure(path: Path):
         return pdb.topology, pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer), box
     from ase.io import read
 
+    from so3k.export.openmm import topology_from_symbols
+
     atoms = read(path)
-    topology = app.Topology()
-    residue = topology.addResidue("MOL", topology.addChain())
-    for k, symbol in enumerate(atoms.get_chemical_symbols()):
-        topology.addAtom(f"{symbol}{k + 1}", app.Element.getBySymbol(symbol), residue)
+    topology = topology_from_symbols(atoms.get_chemical_symbols())
     box = None
     if atoms.pbc.all():
         from openmm import Vec3

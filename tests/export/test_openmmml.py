@@ -11,15 +11,13 @@ from openmm import app, unit
 import so3k
 from so3k.calculators import So3kratesCalculator
 from so3k.export import export_model
+from so3k.export.openmm import topology_from_symbols
 from so3k.units import EV_TO_KJ_PER_MOL
 
 
 def topology_of(atoms, waters=0):
-    topology = app.Topology()
-    chain = topology.addChain()
-    residue = topology.addResidue("LIG", chain)
-    for k, symbol in enumerate(atoms.get_chemical_symbols()):
-        topology.addAtom(f"{symbol}{k}", app.Element.getBySymbol(symbol), residue)
+    topology = topology_from_symbols(atoms.get_chemical_symbols(), "LIG")
+    chain = next(topology.chains())
     for _ in range(waters):
         water = topology.addResidue("HOH", chain)
         for name, symbol in (("O", "O"), ("H1", "H"), ("H2", "H")):
