@@ -16,7 +16,7 @@ from .errors import ExportError
 
 # torch is imported inside the functions: OpenMM-ML imports every registered plugin (ours is
 # so3k.export.openmmml) whenever it is imported itself, and that must stay cheap.
-ENGINES = ("openmm",)
+ENGINES = ("openmm", "lammps")
 DTYPES = ("float32", "float64")
 
 
@@ -35,6 +35,10 @@ def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dt
     import copy
 
     model = copy.deepcopy(model)  # exporting freezes the weights; the caller's model stays trainable
+    if engine == "lammps":
+        from .lammps import export_lammps
+
+        return export_lammps(model, path, getattr(torch, dtype))
     from .openmm import export_openmm
 
     return export_openmm(model, path, getattr(torch, dtype), outputs_forces=outputs_forces)

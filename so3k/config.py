@@ -85,6 +85,13 @@ class ModelConfig:
             fail(f"config version {self.version} is not supported by this so3k (it reads version {CONFIG_VERSION})")
 
     @property
+    def receptive_field(self) -> float:
+        """How far (Å) an atom's energy reaches: layers x cutoff, plus one cutoff when the SPHCs
+        start as neighbour averages (that initialisation is itself a message-passing step)."""
+        hops = self.layers + (1 if self.sphc_init == "average" else 0)
+        return hops * self.cutoff
+
+    @property
     def atomic_numbers(self) -> Tuple[int, ...]:
         return tuple(atomic_numbers[s] for s in self.elements)
 

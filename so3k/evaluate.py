@@ -102,7 +102,7 @@ def describe(checkpoint: str | Path) -> str:
     lines = [
         f"checkpoint    {checkpoint} (format {content['format_version']}, so3k {content.get('so3k_version')}, torch {content.get('torch_version')})",
         f"model         {c.preset}: {count_parameters(model):,} parameters, {c.layers} layers, F = {c.features}, "
-        f"{c.heads} heads, degrees {list(c.degrees)}, cutoff {c.cutoff} Å, receptive field {c.layers * c.cutoff:g} Å",
+        f"{c.heads} heads, degrees {list(c.degrees)}, cutoff {c.cutoff} Å, receptive field {c.receptive_field:g} Å",
         f"elements      {', '.join(c.elements)}",
         f"dtype         {str(next(model.parameters()).dtype).replace('torch.', '')}",
     ]

@@ -14,6 +14,8 @@ def test_presets_have_the_published_hyperparameters():
     assert (euclid.features, euclid.layers, euclid.degrees) == (128, 3, (1, 2, 3, 4))
     assert (euclid.sphc_init, euclid.interaction, euclid.sphc_invariant) == ("zeros", "exchange", "squared")
     assert set(PRESETS) == {"neurips2022", "euclidean2024"}
+    # the averaged SPHC initialisation is one more message-passing step
+    assert (neurips.receptive_field, euclid.receptive_field) == (35.0, 15.0)
 
 
 def test_elements_are_normalised_and_checked():
