@@ -203,5 +203,20 @@ def create_force(
     return force
 
 
+def system_from_atoms(model_path: Union[str, Path], atoms: Any, **force_options: Any):
+    """An openmm.System for an ase.Atoms: element masses, the cell as box vectors when it is
+    periodic in all directions, and the model's force on every atom."""
+    import openmm
+
+    system = openmm.System()
+    for mass in atoms.get_masses():
+        system.addParticle(float(mass))
+    periodic = bool(atoms.pbc.all())
+    if periodic:
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in atoms.cell.array])
+    system.addForce(create_force(model_path, atoms.numbers, periodic=periodic, **force_options))
+    return system
+
+
 def metadata_of(path: Union[str, Path]) -> Dict[str, Any]:
     return load_module(path, "openmm")[1]

@@ -63,14 +63,11 @@ def openmm_demo(best: Path, out_dir: Path, steps: int = 400, warmup: int = 50) -
     from openmm import unit
 
     from so3k.export import export_model
-    from so3k.export.openmm import create_force
+    from so3k.export.openmm import system_from_atoms
 
     path = export_model(best, out_dir / "model-openmm.pt", engine="openmm", dtype="float32")
     atoms = read_frames(datasets.path("aspirin"), index=":1").to_atoms()[0]
-    system = openmm.System()
-    for mass in atoms.get_masses():
-        system.addParticle(mass)
-    system.addForce(create_force(path, atoms.numbers))
+    system = system_from_atoms(path, atoms)
     timestep = 0.5
     integrator = openmm.VerletIntegrator(timestep * unit.femtoseconds)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))

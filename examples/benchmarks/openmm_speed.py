@@ -45,7 +45,7 @@ def main():
 
     import so3k
     from so3k.export import export_model
-    from so3k.export.openmm import create_force
+    from so3k.export.openmm import system_from_atoms
     from so3k.forces import ForceField
     from so3k.graph import build_graph
 
@@ -79,13 +79,7 @@ def main():
         with tempfile.TemporaryDirectory() as folder:
             path = export_model(model, Path(folder) / "model.pt", dtype="float32")
             for platform in args.platforms:
-                system = openmm.System()
-                for mass in atoms.get_masses():
-                    system.addParticle(mass)
-                periodic = bool(atoms.pbc.all())
-                if periodic:
-                    system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in atoms.cell.array])
-                system.addForce(create_force(path, atoms.numbers, periodic=periodic))
+                system = system_from_atoms(path, atoms)
                 integrator = openmm.VerletIntegrator(0.5 * unit.femtoseconds)
                 context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
                 context.setPositions(atoms.positions * 0.1)

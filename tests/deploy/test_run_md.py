@@ -11,7 +11,7 @@ from openmm import unit
 
 from so3k.data.molecules import load_molecule
 from so3k.export import export_model
-from so3k.export.openmm import create_force
+from so3k.export.openmm import system_from_atoms
 from so3k.train import load_config, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,10 +76,7 @@ def test_missing_platform_says_what_is_available(trained, capsys):
 
 def test_nve_conserves_energy(trained):
     atoms = load_molecule("ethanol")
-    system = openmm.System()
-    for z in atoms.get_masses():
-        system.addParticle(z)
-    system.addForce(create_force(trained, atoms.numbers))
+    system = system_from_atoms(trained, atoms)
     timestep = 0.25  # fs
     context = openmm.Context(system, openmm.VerletIntegrator(timestep * unit.femtoseconds), openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(atoms.positions * 0.1)
