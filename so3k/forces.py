@@ -7,7 +7,7 @@ Pair shifts are rebuilt from integer cell offsets and the deformed cell, which i
 the derivative exact for small periodic cells where atoms see their own images.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -48,9 +48,7 @@ class ForceField(nn.Module):
             strain = torch.zeros((num_graphs, 3, 3), dtype=positions.dtype, device=positions.device)
             strain.requires_grad_(True)
             inputs.append(strain)
-            eps = 0.5 * (strain + strain.transpose(1, 2))
-            positions_d = positions + torch.bmm(positions[:, None, :], eps[batch]).squeeze(1)
-            cell_d = cell + torch.bmm(cell, eps)
+            positions_d, cell_d = strained(positions, cell, strain, batch)
         else:
             positions_d = positions
             cell_d = cell
@@ -58,9 +56,9 @@ class ForceField(nn.Module):
         energy = self.model(positions_d, species, idx_i, idx_j, shifts, batch, num_graphs)
 
         grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.training, allow_unused=True)
-        out: Dict[str, Tensor] = {keys.ENERGY: energy, keys.FORCES: -_or_zeros(grads[0], positions)}
+        out: Dict[str, Tensor] = {keys.ENERGY: energy, keys.FORCES: -or_zeros(grads[0], positions)}
         if compute_stress:
-            de_deps = _or_zeros(grads[1], inputs[1])
+            de_deps = or_zeros(grads[1], inputs[1])
             volume = torch.abs(torch.linalg.det(cell))
             if bool((volume == 0).any()):
                 raise ValueError("stress needs a periodic cell with non-zero volume for every structure")
@@ -69,7 +67,15 @@ class ForceField(nn.Module):
         return out
 
 
-def _or_zeros(grad: Optional[Tensor], like: Tensor) -> Tensor:
+def strained(positions: Tensor, cell: Tensor, strain: Tensor, batch: Tensor) -> Tuple[Tensor, Tensor]:
+    """Positions (N,3) and cells (B,3,3) deformed by (1 + eps), eps the symmetric part of
+    `strain` (B,3,3); the derivative of the energy at strain = 0 is -virial."""
+    eps = 0.5 * (strain + strain.transpose(1, 2))
+    positions_d = positions + torch.bmm(positions[:, None, :], eps[batch]).squeeze(1)
+    return positions_d, cell + torch.bmm(cell, eps)
+
+
+def or_zeros(grad: Optional[Tensor], like: Tensor) -> Tensor:
     # An input the energy does not depend on (no pairs at all) has no gradient: it is zero.
     if grad is None:
         return torch.zeros_like(like)

@@ -1,0 +1,333 @@
+/* pair_style so3krates (see pair_so3krates.h for the message-passing design).
+
+   pair_style so3krates [device cpu|cuda]
+   pair_coeff * * model-lammps.pt El1 El2 ...    (one element per LAMMPS atom type) */
+
+#include "pair_so3krates.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "memory.h"
+#include "update.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+using namespace LAMMPS_NS;
+
+// The only exported-file format and module contract this plugin understands.
+static constexpr int FORMAT_VERSION = 1;
+static const char *const CONTRACT = "positions,species,n_local;single_domain:positions,species,cell,pbc";
+static const char *const EXPORT_HINT = "export it with `so3k export CHECKPOINT --engine lammps -o model-lammps.pt`";
+
+Pair *LAMMPS_NS::create_pair_so3krates(LAMMPS *lmp)
+{
+  return new PairSo3krates(lmp);
+}
+
+PairSo3krates::PairSo3krates(LAMMPS *lmp) :
+    Pair(lmp), device(torch::kCPU), loaded(false), cutoff(0.0), ghost_cutoff(0.0), nonlocal(false)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;
+  // the virial is computed here (sum r f over owned + ghost atoms, or the strain derivative)
+  no_virial_fdotr_compute = 1;
+  ghosts_always = false;
+  single_domain = false;
+}
+
+PairSo3krates::~PairSo3krates()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairSo3krates::allocate()
+{
+  allocated = 1;
+  int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+}
+
+void PairSo3krates::settings(int narg, char **arg)
+{
+  int iarg = 0;
+  while (iarg < narg) {
+    if (strcmp(arg[iarg], "device") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style so3krates: `device` needs a value: cpu or cuda");
+      std::string name = arg[iarg + 1];
+      if (name == "cpu") {
+        device = torch::Device(torch::kCPU);
+      } else if (name == "cuda") {
+        if (!torch::cuda::is_available())
+          error->all(FLERR, "pair_style so3krates device cuda: libtorch sees no CUDA device; use `device cpu`");
+        // one rank per GPU: ranks on a node share the visible devices round-robin
+        int count = (int) torch::cuda::device_count();
+        device = torch::Device(torch::kCUDA, comm->me % count);
+      } else {
+        error->all(FLERR, "pair_style so3krates: unknown device {}; use cpu or cuda", name);
+      }
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "ghosts") == 0) {
+      if (iarg + 1 >= narg || (strcmp(arg[iarg + 1], "auto") != 0 && strcmp(arg[iarg + 1], "always") != 0))
+        error->all(FLERR, "pair_style so3krates: `ghosts` takes auto (default) or always");
+      ghosts_always = strcmp(arg[iarg + 1], "always") == 0;
+      iarg += 2;
+    } else {
+      error->all(FLERR, "pair_style so3krates: unknown keyword {}; the keywords are `device cpu|cuda` and `ghosts auto|always`",
+                 arg[iarg]);
+    }
+  }
+}
+
+void PairSo3krates::load_model(const std::string &path)
+{
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe.good())
+      error->all(FLERR, "pair_coeff so3krates: cannot read the model file {} ({}); {}", path,
+                 std::strerror(errno), EXPORT_HINT);
+  }
+  torch::jit::ExtraFilesMap extra{{"so3k.json", ""}};
+  try {
+    module = torch::jit::load(path, device, extra);
+  } catch (const std::exception &e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    error->all(FLERR, "pair_coeff so3krates: {} is not a TorchScript file that this libtorch can read ({}); {}", path,
+               what, EXPORT_HINT);
+  }
+  module.eval();
+  if (extra["so3k.json"].empty())
+    error->all(FLERR, "pair_coeff so3krates: {} has no so3k.json metadata, so it was not made by so3k; {}", path,
+               EXPORT_HINT);
+
+  json meta;
+  try {
+    meta = json::parse(extra["so3k.json"]);
+    if (meta.value("format", "") != "so3k-exported-model")
+      error->all(FLERR, "pair_coeff so3krates: the metadata of {} does not describe a so3k model; {}", path, EXPORT_HINT);
+    int version = meta.at("format_version").get<int>();
+    if (version > FORMAT_VERSION)
+      error->all(FLERR,
+                 "pair_coeff so3krates: {} has format version {} (so3k {}), newer than this plugin's {}: rebuild the "
+                 "plugin from that so3k with `so3k lammps build`",
+                 path, version, meta.value("so3k_version", "?"), FORMAT_VERSION);
+    std::string engine = meta.value("engine", "");
+    if (engine != "lammps")
+      error->all(FLERR, "pair_coeff so3krates: {} was exported for {}, not LAMMPS; {}", path, engine, EXPORT_HINT);
+    std::string style = meta.at("units").value("style", "");
+    if (style != "metal")
+      error->all(FLERR, "pair_coeff so3krates: {} uses units {}, but this plugin needs units metal; {}", path, style,
+                 EXPORT_HINT);
+    std::string contract = meta.value("contract", "");
+    if (contract != CONTRACT)
+      error->all(FLERR,
+                 "pair_coeff so3krates: {} has module contract '{}', this plugin calls '{}': rebuild the plugin "
+                 "with the so3k that exported the file (`so3k lammps build`)",
+                 path, contract, CONTRACT);
+    elements = meta.at("elements").get<std::vector<std::string>>();
+    cutoff = meta.at("cutoff").get<double>();
+    ghost_cutoff = meta.at("ghost_cutoff").get<double>();
+    nonlocal = meta.value("nonlocal_attention", false);
+  } catch (const json::exception &e) {
+    error->all(FLERR, "pair_coeff so3krates: the metadata of {} is incomplete or corrupt ({}); {}", path, e.what(),
+               EXPORT_HINT);
+  }
+  if (!(ghost_cutoff >= cutoff && cutoff > 0.0))
+    error->all(FLERR, "pair_coeff so3krates: {} has an invalid cutoff {} / ghost cutoff {}", path, cutoff, ghost_cutoff);
+  model_path = path;
+  loaded = true;
+}
+
+void PairSo3krates::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  int ntypes = atom->ntypes;
+  if (narg < 3 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for so3krates must be `pair_coeff * * model-lammps.pt El1 El2 ...`");
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "pair_coeff so3krates: give one element name per atom type: {} type(s) in this system, {} name(s) "
+               "given after the model file",
+               ntypes, narg - 3);
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style so3krates needs `units metal` (Angstrom, eV), not units {}", update->unit_style);
+
+  load_model(arg[2]);
+
+  std::string known;
+  for (const auto &e : elements) known += (known.empty() ? "" : " ") + e;
+  species_of_type.assign(ntypes + 1, -1);
+  for (int itype = 1; itype <= ntypes; itype++) {
+    std::string name = arg[2 + itype];
+    if (name == "NULL")
+      error->all(FLERR,
+                 "pair_coeff so3krates: type {} is NULL, but a So3krates model must see every atom; name its "
+                 "element (the model has: {})",
+                 itype, known);
+    auto found = std::find(elements.begin(), elements.end(), name);
+    if (found == elements.end())
+      error->all(FLERR, "pair_coeff so3krates: element {} (type {}) is not in the model {}, which has: {}", name, itype,
+                 model_path, known);
+    species_of_type[itype] = found - elements.begin();
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairSo3krates::init_style()
+{
+  if (!loaded) error->all(FLERR, "pair_style so3krates: no model loaded; add `pair_coeff * * model-lammps.pt El1 ...`");
+  if (force->newton_pair == 0)
+    error->all(FLERR,
+               "pair_style so3krates requires `newton on`: forces on ghost atoms must go back to their owners");
+  if (domain->dimension != 3) error->all(FLERR, "pair_style so3krates works in 3d only");
+  if (nonlocal && comm->nprocs > 1)
+    error->all(FLERR,
+               "pair_style so3krates: {} is a non-local model (all-pairs SPHC attention), which cannot be split "
+               "over MPI ranks: run it on one rank ({} ranks now)",
+               model_path, comm->nprocs);
+  // No LAMMPS neighbour list is requested: the model builds its own pair list. On several
+  // ranks the pair cutoff returned by init_one makes LAMMPS keep ghosts out to the receptive
+  // field (plus the skin); on one rank the model needs no ghosts at all.
+  single_domain = comm->nprocs == 1 && !ghosts_always;
+  if (ghosts_always && nonlocal)
+    error->all(FLERR, "pair_style so3krates: {} is a non-local model: it cannot use `ghosts always`", model_path);
+}
+
+double PairSo3krates::init_one(int, int)
+{
+  return single_domain ? cutoff : ghost_cutoff;
+}
+
+void PairSo3krates::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom || cvflag_atom)
+    error->all(FLERR, "pair_style so3krates computes the total virial only, not per-atom virials (compute stress/atom)");
+  const int nlocal = atom->nlocal;
+  if (single_domain)
+    compute_single_domain(nlocal);
+  else
+    compute_ghost_shell(nlocal, nlocal + atom->nghost);
+}
+
+static torch::Tensor species_tensor(const int *type, int n, const std::vector<int64_t> &species_of_type)
+{
+  torch::Tensor species = torch::empty({n}, torch::kInt64);
+  auto s = species.accessor<int64_t, 1>();
+  for (int i = 0; i < n; i++) s[i] = species_of_type[type[i]];
+  return species;
+}
+
+static std::vector<torch::Tensor> call(torch::jit::Module &module, const std::string &method,
+                                       std::vector<torch::jit::IValue> inputs, Error *error, int ntotal, int nlocal)
+{
+  std::vector<torch::Tensor> out;
+  try {
+    auto result = module.get_method(method)(std::move(inputs)).toTuple();
+    for (const auto &value : result->elements())
+      out.push_back(value.toTensor().to(torch::kCPU, torch::kFloat64).contiguous());
+  } catch (const std::exception &e) {
+    std::string what = e.what();
+    error->one(FLERR, "pair_style so3krates: the model failed on {} atoms ({} owned): {}", ntotal, nlocal,
+               what.substr(0, what.find('\n')));
+  }
+  return out;
+}
+
+void PairSo3krates::compute_single_domain(int nlocal)
+{
+  if (nlocal == 0) return;
+  // atom->x is one contiguous block of 3 * nmax doubles
+  torch::Tensor positions = torch::from_blob(&atom->x[0][0], {nlocal, 3}, torch::kFloat64);
+  // LAMMPS boxes: a = (xprd, 0, 0), b = (xy, yprd, 0), c = (xz, yz, zprd); h = xprd yprd zprd yz xz xy
+  const double *h = domain->h;
+  torch::Tensor cell = torch::zeros({3, 3}, torch::kFloat64);
+  auto c = cell.accessor<double, 2>();
+  c[0][0] = h[0];
+  c[1][0] = h[5];
+  c[1][1] = h[1];
+  c[2][0] = h[4];
+  c[2][1] = h[3];
+  c[2][2] = h[2];
+  torch::Tensor pbc =
+      torch::tensor(std::vector<int64_t>{domain->xperiodic, domain->yperiodic, domain->zperiodic}).to(torch::kBool);
+  auto out = call(module, "single_domain",
+                  {positions.to(device), species_tensor(atom->type, nlocal, species_of_type).to(device), cell.to(device),
+                   pbc.to(device)},
+                  error, nlocal, nlocal);
+  accumulate(out[0], out[1], out[2], nlocal, nlocal);
+  if (vflag_global) {
+    auto w = out[3].accessor<double, 1>();
+    for (int k = 0; k < 6; k++) virial[k] += w[k];
+  }
+}
+
+void PairSo3krates::compute_ghost_shell(int nlocal, int ntotal)
+{
+  if (ntotal == 0) return;
+  double **x = atom->x;
+  torch::Tensor positions = torch::from_blob(&x[0][0], {ntotal, 3}, torch::kFloat64);
+  auto out = call(module, "forward",
+                  {positions.to(device), species_tensor(atom->type, ntotal, species_of_type).to(device), (int64_t) nlocal},
+                  error, ntotal, nlocal);
+  accumulate(out[0], out[1], out[2], ntotal, nlocal);
+  if (vflag_global) {
+    // sum_i r_i f_i over owned and ghost atoms: ghosts are the periodic images that carry the
+    // box dependence (what LAMMPS's fdotr computes, restricted to this style's forces)
+    auto fa = out[1].accessor<double, 2>();
+    for (int i = 0; i < ntotal; i++) {
+      virial[0] += x[i][0] * fa[i][0];
+      virial[1] += x[i][1] * fa[i][1];
+      virial[2] += x[i][2] * fa[i][2];
+      virial[3] += x[i][1] * fa[i][0];
+      virial[4] += x[i][2] * fa[i][0];
+      virial[5] += x[i][2] * fa[i][1];
+    }
+  }
+}
+
+void PairSo3krates::accumulate(const torch::Tensor &energy, const torch::Tensor &forces,
+                               const torch::Tensor &atom_energies, int nforces, int nlocal)
+{
+  if (forces.size(0) != nforces || atom_energies.size(0) != nlocal)
+    error->one(FLERR, "pair_style so3krates: the model returned {} forces and {} atom energies for {} atoms ({} owned)",
+               forces.size(0), atom_energies.size(0), nforces, nlocal);
+  const double e = energy.item<double>();
+  if (!std::isfinite(e) || !torch::isfinite(forces).all().item<bool>())
+    error->one(FLERR,
+               "pair_style so3krates: non-finite energy or forces at step {}: atoms overlap or the simulation left "
+               "the region the model was trained on",
+               update->ntimestep);
+  double **f = atom->f;
+  auto fa = forces.accessor<double, 2>();
+  for (int i = 0; i < nforces; i++) {
+    f[i][0] += fa[i][0];
+    f[i][1] += fa[i][1];
+    f[i][2] += fa[i][2];
+  }
+  if (eflag_global) eng_vdwl += e;
+  if (eflag_atom) {
+    auto ea = atom_energies.accessor<double, 1>();
+    for (int i = 0; i < nlocal; i++) eatom[i] += ea[i];
+  }
+}

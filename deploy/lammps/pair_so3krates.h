@@ -1,0 +1,69 @@
+/* pair_style so3krates: a So3krates model exported with `so3k export --engine lammps`.
+
+   Message passing under domain decomposition: an atom's energy depends on atoms up to the
+   model's receptive field away (layers x cutoff, one cutoff more for the averaged SPHC
+   initialisation), so LAMMPS keeps ghost atoms out to that distance (metadata `ghost_cutoff`).
+   The model evaluates owned and ghost atoms together, returns the energy of the OWNED atoms and
+   forces on ALL of them; `newton on` sends the ghost forces back to their owners, and the
+   virial is sum_i r_i f_i over owned and ghost atoms.
+
+   On one MPI rank that shell is not needed: by default the model then sees the owned atoms and
+   the box, takes periodic images from the cell itself (as the ASE calculator does) and returns
+   the virial from its strain derivative. `pair_style so3krates ghosts always` keeps the ghost
+   path on one rank too. */
+
+#ifdef PAIR_CLASS
+// clang-format off
+PairStyle(so3krates,PairSo3krates);
+// clang-format on
+#else
+
+#ifndef LMP_PAIR_SO3KRATES_H
+#define LMP_PAIR_SO3KRATES_H
+
+#include "pair.h"
+
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairSo3krates : public Pair {
+ public:
+  PairSo3krates(class LAMMPS *);
+  ~PairSo3krates() override;
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+
+ protected:
+  void allocate();
+  void load_model(const std::string &path);
+  void compute_single_domain(int nlocal);
+  void compute_ghost_shell(int nlocal, int ntotal);
+  void accumulate(const torch::Tensor &energy, const torch::Tensor &forces, const torch::Tensor &atom_energies,
+                  int nforces, int nlocal);
+
+  torch::jit::Module module;
+  torch::Device device;
+  bool loaded;
+  std::vector<std::string> elements;     // the model's elements; species = index in this list
+  std::vector<int64_t> species_of_type;  // LAMMPS type (1-based) -> model species
+  double cutoff;                         // the model's pair cutoff (Angstrom)
+  double ghost_cutoff;                   // the model's receptive field (Angstrom)
+  bool nonlocal;                         // all-pairs SPHC attention: cannot be decomposed
+  bool ghosts_always;                    // `ghosts always`: the ghost path even on one rank
+  bool single_domain;                    // this run: owned atoms + cell instead of ghost shell
+  std::string model_path;
+};
+
+Pair *create_pair_so3krates(class LAMMPS *);    // the plugin's factory
+
+}    // namespace LAMMPS_NS
+
+#endif
+#endif
