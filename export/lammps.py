@@ -12,7 +12,8 @@ out whatever the model's dtype:
 (first n_local) followed by the ghost atoms LAMMPS keeps within the ghost cutoff, which must be
 the model's receptive field (metadata `ghost_cutoff`): an atom's energy depends on atoms up to
 that far. The module builds its own pair list over all N atoms (ghosts are explicit periodic
-images, so no cell is needed), evaluates every atom, and returns the energy of the OWNED atoms
+images, so no cell is needed), runs each layer only where its result can still reach an owned
+atom's energy (So3krates.atomic_energies with n_local), returns the energy of the OWNED atoms
 only with forces on ALL atoms; with `newton on`, LAMMPS sends the ghost forces back to their
 owners, and the virial is sum_i r_i f_i over owned and ghost atoms.
 
@@ -47,7 +48,7 @@ class LAMMPSPotential(nn.Module):
         dtype = self.model.expand.dtype
         r = positions.detach().to(dtype).requires_grad_(True)
         idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None, None)
-        e_i = self.model.atomic_energies(r, species, idx_i, idx_j, offsets)
+        e_i = self.model.atomic_energies(r, species, idx_i, idx_j, offsets, n_local)
         energy = e_i[:n_local].sum()
         grad = or_zeros(torch.autograd.grad([energy], [r], allow_unused=True)[0], r)
         out = positions.dtype
@@ -63,7 +64,7 @@ class LAMMPSPotential(nn.Module):
         batch = torch.zeros(r.shape[0], dtype=torch.long, device=r.device)
         r_d, h_d = strained(r, h[None], strain, batch)
         shifts = offsets @ h_d[0]
-        e_i = self.model.atomic_energies(r_d, species, idx_i, idx_j, shifts)
+        e_i = self.model.atomic_energies(r_d, species, idx_i, idx_j, shifts, -1)
         energy = e_i.sum()
         grads = torch.autograd.grad([energy], [r, strain], allow_unused=True)
         w = -or_zeros(grads[1], strain)[0]

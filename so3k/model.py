@@ -81,13 +81,20 @@ class So3krates(nn.Module):
         return species
 
     @torch.jit.export
-    def atomic_energies(self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor) -> Tensor:
+    def atomic_energies(
+        self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, n_local: int = -1
+    ) -> Tensor:
         """Energy of each atom (N,) in eV.
 
         positions (N, 3) Å; species (N,) int64 indices into config.elements; idx_i, idx_j (P,)
         int64 centre and neighbour of each directed pair; shifts (P, 3) Å added to
         positions[idx_j] - positions[idx_i] (periodic images; zeros otherwise). Pairs of length
         zero are treated as padding and ignored.
+
+        n_local >= 0 (ghost shells under domain decomposition): only the energies of the first
+        n_local atoms are wanted. Layer t (0-based) then works only on the pairs whose centre is
+        at most layers - 1 - t hops from those atoms; the others cannot reach the wanted
+        energies. The energies of the remaining atoms are then not meaningful.
         """
         num_atoms = positions.shape[0]
         r_ij = positions[idx_j] - positions[idx_i] + shifts
@@ -99,16 +106,32 @@ class So3krates(nn.Module):
 
         x = self.embedding(species)
         chi = self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
-        for layer in self.layers:
-            x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j)
+        if n_local < 0:
+            for layer in self.layers:
+                x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j)
+            return self.readout(x, species)
+        depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
+        for t, layer in enumerate(self.layers):
+            keep = torch.nonzero(depth[idx_i] <= self.num_layers - 1 - t).squeeze(1)
+            x, chi = layer(x, chi, rbf_ij[keep], sph_ij[keep], phi_ij[keep], self.expand, idx_i[keep], idx_j[keep])
         return self.readout(x, species)
 
     def forward(
         self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, batch: Tensor, num_graphs: int
     ) -> Tensor:
         """Total energy of each structure (num_graphs,) in eV; batch (N,) int64 maps atoms to structures."""
-        e_i = self.atomic_energies(positions, species, idx_i, idx_j, shifts)
+        e_i = self.atomic_energies(positions, species, idx_i, idx_j, shifts, -1)
         return scatter_sum(e_i, batch, num_graphs)
+
+
+def hop_depth(idx_i: Tensor, idx_j: Tensor, num_atoms: int, n_local: int, max_hops: int) -> Tensor:
+    """Fewest pair hops from each atom to one of the first n_local atoms (max_hops + 1 if farther)."""
+    depth = torch.full((num_atoms,), max_hops + 1, dtype=torch.long, device=idx_i.device)
+    depth[:n_local] = 0
+    for _ in range(max_hops):
+        # pairs come in both directions: j is at most one hop farther than i
+        depth = depth.scatter_reduce(0, idx_j, depth[idx_i] + 1, reduce="amin", include_self=True)
+    return depth
 
 
 def build_model(preset: str = "neurips2022", elements: Sequence[Union[str, int]] = (), **overrides) -> So3krates:
