@@ -77,3 +77,15 @@ def make_water():
 @pytest.fixture
 def perturb():
     return perturbed
+
+
+@pytest.fixture(scope="session")
+def trained_ethanol(tmp_path_factory):
+    """Best checkpoint of a small model trained for a few epochs on the shipped ethanol set (float64)."""
+    from so3k.train import load_config, train
+
+    config = load_config(None, [
+        "model.preset=euclidean2024", "model.layers=2", "model.features=32", "data.path=ethanol", "data.n_train=200",
+        "data.n_valid=20", "training.max_epochs=4", "training.lr=2e-3", "training.dtype=float64",
+    ])
+    return train(config, tmp_path_factory.mktemp("trained") / "run", progress=False)

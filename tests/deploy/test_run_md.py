@@ -12,7 +12,6 @@ from openmm import unit
 from so3k.data.molecules import load_molecule
 from so3k.export import export_model
 from so3k.export.openmm import system_from_atoms
-from so3k.train import load_config, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,15 +28,9 @@ def run_md():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small model trained for a few epochs on the shipped ethanol set, exported in float64."""
-    folder = tmp_path_factory.mktemp("trained")
-    config = load_config(None, [
-        "model.preset=euclidean2024", "model.layers=2", "model.features=32", "data.path=ethanol", "data.n_train=200",
-        "data.n_valid=20", "training.max_epochs=4", "training.lr=2e-3", "training.dtype=float64",
-    ])
-    best = train(config, folder / "run", progress=False)
-    return export_model(best, folder / "model.pt", dtype="float64")
+def trained(trained_ethanol, tmp_path_factory):
+    """The small trained ethanol model exported for OpenMM in float64."""
+    return export_model(trained_ethanol, tmp_path_factory.mktemp("openmm") / "model.pt", dtype="float64")
 
 
 def read_rows(path):
