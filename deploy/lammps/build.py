@@ -153,12 +153,13 @@ def build(directory: Optional[Path] = None, cxx: Optional[str] = None, verbose: 
         def run(command: List[str]) -> None:
             if verbose:
                 print(" ".join(command), flush=True)
-            done = subprocess.run(command, capture_output=True, text=True)
+            # run in the source folder with relative names: LAMMPS error messages quote __FILE__
+            done = subprocess.run(command, capture_output=True, text=True, cwd=SOURCE_DIR)
             if done.returncode != 0:
                 raise PluginBuildError(f"{' '.join(command[:2])} ... failed:\n{done.stderr[-4000:]}")
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            jobs = [pool.submit(run, [cxx, *flags["cflags"], "-c", str(SOURCE_DIR / s), "-o", str(o)]) for s, o in zip(SOURCES, objects)]
+            jobs = [pool.submit(run, [cxx, *flags["cflags"], "-c", s, "-o", str(o)]) for s, o in zip(SOURCES, objects)]
             for job in jobs:
                 job.result()
         staged = Path(tmp) / PLUGIN

@@ -67,3 +67,49 @@ def test_a_ghost_shell_of_layers_times_cutoff_is_too_thin_for_averaged_sphc_init
     owned, positions, owners = with_ghosts(atoms, 2 * model.cutoff)
     energy = module(torch.tensor(positions), model.species(torch.tensor(owned.numbers[owners])), len(owned))[0]
     assert abs(float(energy.detach()) - run_model(model, [owned])[0][0]) > 1e-8
+
+
+def test_pruned_layers_give_the_owned_energies_of_the_full_evaluation(make_water):
+    """atomic_energies(n_local): layers skip pairs that cannot reach the owned atoms, exactly."""
+    torch.manual_seed(1)
+    model = so3k.build_model("euclidean2024", elements=["H", "O"], layers=3, cutoff=3.0).double()
+    owned, positions, owners = with_ghosts(make_water(n_per_side=2, spacing=3.1, seed=2), 9.0)
+    r = torch.tensor(positions)
+    species = model.species(torch.tensor(owned.numbers[owners]))
+    idx_i, idx_j, offsets = so3k.neighbors.neighbor_list(r, model.cutoff)
+    full = model.atomic_energies(r, species, idx_i, idx_j, offsets)
+    pruned = model.atomic_energies(r, species, idx_i, idx_j, offsets, len(owned))
+    torch.testing.assert_close(pruned[: len(owned)], full[: len(owned)], rtol=0, atol=1e-12)
+    assert not torch.allclose(pruned, full)  # the ghosts' own energies are not computed
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_single_domain_equals_the_calculator(periodic, make_water, aspirin, run_model, tmp_path):
+    """The one-rank path: owned atoms + cell, virial from the strain derivative."""
+    torch.manual_seed(2)
+    atoms = make_water(n_per_side=2, spacing=3.1, seed=3) if periodic else aspirin
+    model = so3k.build_model("euclidean2024", elements=sorted(set(atoms.get_chemical_symbols())), layers=2).double()
+    module, _ = load_exported(export_model(model, tmp_path / "lammps.pt", engine="lammps", dtype="float64"), "lammps")
+    cell = torch.tensor(atoms.cell.array if periodic else np.zeros((3, 3)))
+    pbc = torch.tensor([periodic] * 3)
+    species = model.species(torch.tensor(atoms.numbers))
+    out = module.single_domain(torch.tensor(atoms.positions), species, cell, pbc)
+    energy, forces, atom_energies, virial = (t.detach() for t in out)
+    e0, f0, s0 = run_model(model, [atoms], stress=periodic)
+    assert float(energy) == pytest.approx(e0[0], rel=1e-12)
+    assert float(atom_energies.sum()) == pytest.approx(e0[0], rel=1e-12)
+    np.testing.assert_allclose(forces.numpy(), f0, atol=1e-12 * np.abs(f0).max())
+    w = -s0[0] * atoms.get_volume() if periodic else atoms.positions.T @ f0
+    want = np.array([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
+    np.testing.assert_allclose(virial.numpy(), want, atol=1e-10 * np.abs(want).max())
+
+
+def test_cli_exports_for_lammps(trained_ethanol, tmp_path, capsys):
+    from so3k.cli import main
+
+    out = tmp_path / "model-lammps.pt"
+    assert main(["export", str(trained_ethanol), "--engine", "lammps", "-o", str(out), "--dtype", "float64"]) == 0
+    text = capsys.readouterr().out
+    assert "pair_coeff * * " in text and "ghost cutoff 10.0 Å" in text
+    module, meta = load_exported(out, "lammps")
+    assert meta["units"]["style"] == "metal" and meta["elements"] == ["H", "C", "O"] and meta["nonlocal_attention"] is False

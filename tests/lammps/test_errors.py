@@ -1,0 +1,96 @@
+"""Every refusal of pair_style so3krates stops LAMMPS with a message that says what to do."""
+
+import json
+
+import pytest
+import torch
+
+import so3k
+from so3k.export import export_model
+
+DECK = """
+units           {units}
+atom_style      atomic
+boundary        p p p
+newton          {newton}
+read_data       structure.data
+pair_style      so3krates {style}
+pair_coeff      * * {model} {types}
+run             0
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model = so3k.build_model("euclidean2024", elements=["H", "O"], layers=2, features=32, cutoff=3.0)
+    lammps = export_model(model, folder / "lammps.pt", engine="lammps", dtype="float32")
+    openmm = export_model(model, folder / "openmm.pt", engine="openmm", dtype="float32")
+    corrupt = folder / "corrupt.pt"
+    corrupt.write_bytes(b"this is not a TorchScript archive\n" * 10)
+
+    def with_metadata(name, **changes):
+        extra = {"so3k.json": ""}
+        module = torch.jit.load(str(lammps), _extra_files=extra)
+        meta = json.loads(extra["so3k.json"])
+        for key, value in changes.items():
+            meta[key] = value
+        path = folder / name
+        torch.jit.save(module, str(path), _extra_files={"so3k.json": json.dumps(meta)})
+        return path
+
+    no_meta = folder / "no-metadata.pt"
+    torch.jit.save(torch.jit.load(str(lammps)), str(no_meta))
+    return {
+        "lammps": lammps,
+        "openmm": openmm,
+        "corrupt": corrupt,
+        "missing": folder / "does-not-exist.pt",
+        "no-metadata": no_meta,
+        "newer": with_metadata("newer.pt", format_version=99, so3k_version="9.0"),
+        "real-units": with_metadata("real.pt", units={"style": "real"}),
+        "nonlocal": with_metadata("nonlocal.pt", nonlocal_attention=True),
+        "no-cutoff": with_metadata("no-cutoff.pt", ghost_cutoff=None),
+    }
+
+
+CASES = {
+    "missing model file": (dict(model="missing"), 1, "cannot read the model file"),
+    "not TorchScript": (dict(model="corrupt"), 1, "is not a TorchScript file that this libtorch can read"),
+    "no metadata": (dict(model="no-metadata"), 1, "has no so3k.json metadata"),
+    "exported for OpenMM": (dict(model="openmm"), 1, "was exported for openmm, not LAMMPS"),
+    "newer format": (dict(model="newer"), 1, "has format version 99 (so3k 9.0), newer than this plugin's 1"),
+    "model in other units": (dict(model="real-units"), 1, "uses units real, but this plugin needs units metal"),
+    "corrupt metadata": (dict(model="no-cutoff"), 1, "metadata of"),
+    "deck in other units": (dict(units="real"), 1, "needs `units metal` (Angstrom, eV), not units real"),
+    "element not in model": (dict(types="O N"), 1, "element N (type 2) is not in the model"),
+    "too few element names": (dict(types="O"), 1, "give one element name per atom type: 2 type(s) in this system, 1 name(s)"),
+    "NULL type": (dict(types="O NULL"), 1, "type 2 is NULL, but a So3krates model must see every atom"),
+    "newton off": (dict(newton="off"), 1, "requires `newton on`"),
+    "non-local on 2 ranks": (dict(model="nonlocal"), 2, "is a non-local model (all-pairs SPHC attention), which cannot be split"),
+    "unknown keyword": (dict(style="cutoff 5"), 1, "unknown keyword cutoff"),
+    "no CUDA here": (dict(style="device cuda"), 1, "libtorch sees no CUDA device; use `device cpu`"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_refusals_say_what_to_do(case, models, lmp, make_water, tmp_path):
+    changes, ranks, message = CASES[case]
+    if case == "no CUDA here" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    fields = dict(units="metal", newton="on", style="", model="lammps", types="O H")
+    fields.update(changes)
+    fields["model"] = models[fields["model"]]
+    lmp.write_structure(make_water(n_per_side=2, spacing=3.1, seed=0), tmp_path / "structure.data", ["O", "H"])
+    done = lmp.run(tmp_path, DECK.format(**fields), ranks=ranks, check=False)
+    assert done.returncode != 0
+    text = " ".join((done.stdout + done.stderr).split())
+    assert "ERROR" in text and message in text, text[-1500:]
+
+
+def test_a_valid_file_runs(models, lmp, make_water, tmp_path):
+    """The baseline of the refusals above: the same deck with nothing wrong runs."""
+    fields = dict(units="metal", newton="on", style="", model=models["lammps"], types="O H")
+    lmp.write_structure(make_water(n_per_side=2, spacing=3.1, seed=0), tmp_path / "structure.data", ["O", "H"])
+    assert lmp.run(tmp_path, DECK.format(**fields), check=False).returncode == 0
