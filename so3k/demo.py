@@ -2,7 +2,8 @@
 
 A summary of every shipped data set; a small So3krates model trained on the shipped aspirin
 set for a few minutes of CPU time and evaluated on frames it never saw; the model exported for
-OpenMM and run as a short NVE simulation on the CPU platform; then a short GFN2-xTB MD run that
+OpenMM and run as a short NVE simulation on the CPU platform; the model exported for LAMMPS and
+run with the aspirin NVE deck of deploy/lammps/examples; then a short GFN2-xTB MD run that
 makes a fresh data set of ethanol. Artifacts go to ``runs/demo/``.
 """
 
@@ -91,6 +92,40 @@ def openmm_demo(best: Path, out_dir: Path, steps: int = 400, warmup: int = 50) -
     return path
 
 
+def lammps_demo(best: Path, out_dir: Path, steps: int = 300) -> Path:
+    """Export for LAMMPS, build the plugin if needed and run the aspirin NVE deck."""
+    import re
+    import shutil
+    import subprocess
+
+    from so3k.export import export_model
+    from so3k.lammps import EXAMPLES, build, lmp_environment, lmp_executable, plugin_status
+
+    path = export_model(best, out_dir / "model-lammps.pt", engine="lammps", dtype="float32")
+    if plugin_status() != "ok":
+        print("compiling the pair_style so3krates plugin (once per environment, about 20 s) ...", flush=True)
+    plugin = build()
+    folder = out_dir / "lammps"
+    folder.mkdir(exist_ok=True)
+    for name in ("in.aspirin-nve", "aspirin.data"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    command = [str(lmp_executable()), "-in", "in.aspirin-nve", "-var", "model", str(path.resolve()), "-var", "steps", str(steps)]
+    done = subprocess.run(command, cwd=folder, env=lmp_environment(), capture_output=True, text=True)
+    (folder / "screen.txt").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"LAMMPS failed; its output is in {folder / 'screen.txt'}:\n{done.stdout[-1500:]}")
+    header, *rows = re.search(r"^\s*Step .*?(?=^Loop time)", done.stdout, re.M | re.S).group(0).strip().splitlines()
+    total = [float(row.split()[header.split().index("TotEng")]) for row in rows]
+    loop = re.search(r"Loop time of ([0-9.e+-]+) on", done.stdout)
+    ms = float(loop.group(1)) / steps * 1e3
+    print(
+        f"exported {path}; plugin {plugin}\nLAMMPS ({folder}/in.aspirin-nve), NVE, {steps} steps of 0.5 fs: "
+        f"{ms:.1f} ms/step; total energy {total[0]:.4f} -> {total[-1]:.4f} eV; trajectory {folder / 'aspirin-nve.xyz'}"
+    )
+    print(f"  the same by hand: cd {folder} && lmp -in in.aspirin-nve -var model {path.resolve()}")
+    return path
+
+
 def run_demo(out_dir: str | Path = "runs/demo", minutes: float = 3.0) -> int:
     from so3k.data.generate.md import MDConfig, generate_md
 
@@ -104,6 +139,9 @@ def run_demo(out_dir: str | Path = "runs/demo", minutes: float = 3.0) -> int:
 
     print("\n== the trained model in OpenMM (so3k export --engine openmm)")
     openmm_demo(best, out_dir)
+
+    print("\n== the trained model in LAMMPS (so3k export --engine lammps, pair_style so3krates)")
+    lammps_demo(best, out_dir)
 
     print("\n== a fresh data set: GFN2-xTB Langevin MD of ethanol at 500 K (200 frames)")
     t0 = time.perf_counter()

