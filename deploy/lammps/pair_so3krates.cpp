@@ -13,6 +13,7 @@
 #include "json.h"
 #include "memory.h"
 #include "update.h"
+#include "utils.h"
 
 #include <torch/cuda.h>
 
@@ -147,6 +148,9 @@ void PairSo3krates::load_model(const std::string &path)
     cutoff = meta.at("cutoff").get<double>();
     ghost_cutoff = meta.at("ghost_cutoff").get<double>();
     nonlocal = meta.value("nonlocal_attention", false);
+    preset = meta.value("preset", "?");
+    dtype = meta.value("dtype", "?");
+    so3k_version = meta.value("so3k_version", "?");
   } catch (const json::exception &e) {
     error->all(FLERR, "pair_coeff so3krates: the metadata of {} is incomplete or corrupt ({}); {}", path, e.what(),
                EXPORT_HINT);
@@ -175,6 +179,9 @@ void PairSo3krates::coeff(int narg, char **arg)
 
   std::string known;
   for (const auto &e : elements) known += (known.empty() ? "" : " ") + e;
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair so3krates: {} ({}, elements {}, cutoff {} A, receptive field {} A, {}, so3k {})\n",
+                   model_path, preset, known, cutoff, ghost_cutoff, dtype, so3k_version);
   species_of_type.assign(ntypes + 1, -1);
   for (int itype = 1; itype <= ntypes; itype++) {
     std::string name = arg[2 + itype];
@@ -211,6 +218,12 @@ void PairSo3krates::init_style()
   single_domain = comm->nprocs == 1 && !ghosts_always;
   if (ghosts_always && nonlocal)
     error->all(FLERR, "pair_style so3krates: {} is a non-local model: it cannot use `ghosts always`", model_path);
+  if (comm->me == 0) {
+    if (single_domain)
+      utils::logmesg(lmp, "pair so3krates: one rank, the model takes periodic images from the box (no ghost shell)\n");
+    else
+      utils::logmesg(lmp, "pair so3krates: ghost shell of {} A (+ skin) on {} rank(s)\n", ghost_cutoff, comm->nprocs);
+  }
 }
 
 double PairSo3krates::init_one(int, int)

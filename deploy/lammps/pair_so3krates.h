@@ -59,6 +59,7 @@ class PairSo3krates : public Pair {
   bool ghosts_always;                    // `ghosts always`: the ghost path even on one rank
   bool single_domain;                    // this run: owned atoms + cell instead of ghost shell
   std::string model_path;
+  std::string preset, dtype, so3k_version;  // from the metadata, for the log
 };
 
 Pair *create_pair_so3krates(class LAMMPS *);    // the plugin's factory
