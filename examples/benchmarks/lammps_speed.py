@@ -17,16 +17,16 @@ box need about 10 GB and are off unless --ghosts-large. Writes runs/benchmarks/l
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
+from common import eager_ms, openmm_step_ms, random_model, shipped_frame
 
-SYSTEMS = {"aspirin": ("aspirin", (1, 1, 1)), "water-96": ("water", (1, 1, 1)), "water-768": ("water", (2, 2, 2)), "water-1536": ("water", (4, 2, 2))}
+SYSTEMS = {"aspirin": ("aspirin", (1, 1, 1)), "water-96": ("water", (1, 1, 1)), "water-768": ("water", (2, 2, 2)),
+           "water-1536": ("water", (4, 2, 2))}
 
 DECK = """
 units           metal
@@ -46,15 +46,7 @@ run             {steps}
 
 
 def load(name):
-    from so3k.data.io import read_frames
-    from so3k.datasets import path
-
-    source, repeat = SYSTEMS[name]
-    atoms = read_frames(path(source), index=":1").to_atoms()[0]
-    if source == "aspirin":
-        atoms.center(vacuum=5.0)
-        atoms.pbc = False
-    return atoms.repeat(repeat) if any(r > 1 for r in repeat) else atoms
+    return shipped_frame(*SYSTEMS[name])
 
 
 def lammps_step(folder, atoms, types, style, ranks, threads, warmup, steps):
@@ -88,14 +80,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
     args = parser.parse_args()
 
-    import openmm
-    from openmm import unit
-
-    import so3k
     from so3k.export import export_model
-    from so3k.export.openmm import system_from_atoms
-    from so3k.forces import ForceField
-    from so3k.graph import build_graph
     from so3k.lammps import build
 
     build()  # the plugin, if it is not built yet
@@ -108,39 +93,12 @@ def main():
         big = len(atoms) > 500
         warmup, repeats = (2, 4) if big else (20, 200)
         types = sorted(set(atoms.get_chemical_symbols()))
-        torch.manual_seed(0)
-        model = so3k.build_model(args.preset, elements=types).eval()
-        model.readout.scale.fill_(0.01)  # gentle random forces: a random model otherwise heats up and collapses
-        for p in model.parameters():
-            p.requires_grad_(False)
-        force_field = ForceField(model)
-
-        def eager_call():
-            graph = build_graph([atoms], model.config.elements, model.cutoff, torch.float32)
-            force_field(**graph.inputs())
-
-        for _ in range(warmup):
-            eager_call()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            eager_call()
-            times.append(time.perf_counter() - t)
-        eager_ms = statistics.median(times) * 1e3
-        rows.append((name, len(atoms), "eager (Python)", eager_ms, 0.0))
+        model = random_model(args.preset, atoms, force_scale=0.01)  # gentle: a random model heats up and collapses
+        rows.append((name, len(atoms), "eager (Python)", eager_ms(model, atoms, warmup, repeats), 0.0))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             openmm_path = export_model(model, folder / "openmm.pt", dtype="float32")
-            context = openmm.Context(
-                system_from_atoms(openmm_path, atoms), openmm.VerletIntegrator(0.5 * unit.femtoseconds),
-                openmm.Platform.getPlatformByName("CPU"),
-            )
-            context.setPositions(atoms.positions * 0.1)
-            context.getIntegrator().step(warmup)
-            start = time.perf_counter()
-            context.getIntegrator().step(repeats)
-            rows.append((name, len(atoms), "OpenMM CPU", (time.perf_counter() - start) / repeats * 1e3, 0.0))
-            del context
+            rows.append((name, len(atoms), "OpenMM CPU", openmm_step_ms(openmm_path, atoms, "CPU", warmup, repeats), 0.0))
             export_model(model, folder / "model.pt", engine="lammps", dtype="float32")
             cases = [("LAMMPS 1 rank", "", 1, args.threads)]
             if len(atoms) < 1000 or args.ghosts_large:

@@ -12,22 +12,17 @@ Random weights (the cost does not depend on them). Writes runs/benchmarks/openmm
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
+from common import eager_ms, openmm_step_ms, random_model, shipped_frame
 
 SYSTEMS = ("aspirin", "water")
 
 
 def load(name):
-    from so3k.data.io import read_frames
-    from so3k.datasets import path
-
-    atoms = read_frames(path(name), index=":1").to_atoms()[0]
-    return atoms.repeat((4, 2, 2)) if name == "water" else atoms
+    return shipped_frame(name, (4, 2, 2) if name == "water" else (1, 1, 1))
 
 
 def main():
@@ -40,14 +35,7 @@ def main():
     args = parser.parse_args()
 
 
-    import openmm
-    from openmm import unit
-
-    import so3k
     from so3k.export import export_model
-    from so3k.export.openmm import system_from_atoms
-    from so3k.forces import ForceField
-    from so3k.graph import build_graph
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OPENMM_CPU_THREADS", str(args.threads))
@@ -55,40 +43,15 @@ def main():
     rows = []
     for name in args.systems:
         atoms = load(name)
-        big = len(atoms) > 500
-        warmup, repeats = (3, 5) if big else (30, 200)
-        torch.manual_seed(0)
-        model = so3k.build_model(args.preset, elements=sorted(set(atoms.get_chemical_symbols()))).eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        force_field = ForceField(model)
-
-        def eager_call():
-            graph = build_graph([atoms], model.config.elements, model.cutoff, torch.float32)
-            force_field(**graph.inputs())
-
-        for _ in range(warmup):
-            eager_call()
-        eager = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            eager_call()
-            eager.append(time.perf_counter() - t)
-        eager_ms = statistics.median(eager) * 1e3
-        rows.append((name, len(atoms), "eager (Python)", eager_ms, 1.0))
+        warmup, repeats = (3, 5) if len(atoms) > 500 else (30, 200)
+        model = random_model(args.preset, atoms)
+        eager = eager_ms(model, atoms, warmup, repeats)
+        rows.append((name, len(atoms), "eager (Python)", eager, 1.0))
         with tempfile.TemporaryDirectory() as folder:
             path = export_model(model, Path(folder) / "model.pt", dtype="float32")
             for platform in args.platforms:
-                system = system_from_atoms(path, atoms)
-                integrator = openmm.VerletIntegrator(0.5 * unit.femtoseconds)
-                context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
-                context.setPositions(atoms.positions * 0.1)
-                integrator.step(warmup)
-                start = time.perf_counter()
-                integrator.step(repeats)
-                step_ms = (time.perf_counter() - start) / repeats * 1e3
-                rows.append((name, len(atoms), f"OpenMM {platform}", step_ms, step_ms / eager_ms))
-                del context
+                step = openmm_step_ms(path, atoms, platform, warmup, repeats)
+                rows.append((name, len(atoms), f"OpenMM {platform}", step, step / eager))
         print(f"{name}: done", flush=True)
     lines = [
         f"{args.preset}, float32, {args.threads} threads; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
