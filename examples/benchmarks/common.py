@@ -65,3 +65,11 @@ def openmm_step_ms(exported, atoms, platform, warmup, repeats):
     start = time.perf_counter()
     integrator.step(repeats)
     return (time.perf_counter() - start) / repeats * 1e3
+
+
+def report(lines, out, name):
+    """Print a markdown table and save it as out/name."""
+    table = "\n".join(lines)
+    print("\n" + table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text(table + "\n")

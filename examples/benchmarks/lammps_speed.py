@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
-from common import eager_ms, openmm_step_ms, random_model, shipped_frame
+from common import eager_ms, openmm_step_ms, random_model, report, shipped_frame
 
 SYSTEMS = {"aspirin": ("aspirin", (1, 1, 1)), "water-96": ("water", (1, 1, 1)), "water-768": ("water", (2, 2, 2)),
            "water-1536": ("water", (4, 2, 2))}
@@ -118,10 +118,7 @@ def main():
     for name, n, path_name, ms, ghosts in rows:
         ghost_text = f"{ghosts:,.0f}" if path_name.startswith("LAMMPS") else ""
         lines.append(f"| {name} | {n:,} | {path_name} | {ghost_text} | {ms:.1f} | {ms / eager[name]:.2f} |")
-    table = "\n".join(lines)
-    print("\n" + table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "lammps_speed.md").write_text(table + "\n")
+    report(lines, args.out, "lammps_speed.md")
 
 
 if __name__ == "__main__":

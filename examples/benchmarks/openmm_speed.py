@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
-from common import eager_ms, openmm_step_ms, random_model, shipped_frame
+from common import eager_ms, openmm_step_ms, random_model, report, shipped_frame
 
 SYSTEMS = ("aspirin", "water")
 
@@ -61,11 +61,7 @@ def main():
     ]
     for name, n, path_name, ms, ratio in rows:
         lines.append(f"| {name} | {n:,} | {path_name} | {ms:.1f} | {ratio:.2f} | {0.5e-6 * 86400e3 / ms:.3f} |")
-    table = "\n".join(lines)
-    print("\n" + table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "openmm_speed.md").write_text(table + "\n")
-
+    report(lines, args.out, "openmm_speed.md")
 
 
 if __name__ == "__main__":
