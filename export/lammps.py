@@ -48,7 +48,7 @@ class LAMMPSPotential(nn.Module):
         dtype = self.model.expand.dtype
         r = positions.detach().to(dtype).requires_grad_(True)
         idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None, None)
-        e_i = self.model.atomic_energies(r, species, idx_i, idx_j, offsets, n_local)
+        e_i = self.model.atomic_energies(r, species, idx_i, idx_j, offsets, None, n_local)
         energy = e_i[:n_local].sum()
         grad = or_zeros(torch.autograd.grad([energy], [r], allow_unused=True)[0], r)
         out = positions.dtype
@@ -64,7 +64,7 @@ class LAMMPSPotential(nn.Module):
         batch = torch.zeros(r.shape[0], dtype=torch.long, device=r.device)
         r_d, h_d = strained(r, h[None], strain, batch)
         shifts = offsets @ h_d[0]
-        e_i = self.model.atomic_energies(r_d, species, idx_i, idx_j, shifts, -1)
+        e_i = self.model.atomic_energies(r_d, species, idx_i, idx_j, shifts, None, -1)
         energy = e_i.sum()
         grads = torch.autograd.grad([energy], [r, strain], allow_unused=True)
         w = -or_zeros(grads[1], strain)[0]

@@ -73,7 +73,7 @@ class OpenMMPotential(nn.Module):
         else:
             idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None, None)
             shifts = offsets
-        return self.model.atomic_energies(r, self.species, idx_i, idx_j, shifts, -1).sum()
+        return self.model.atomic_energies(r, self.species, idx_i, idx_j, shifts, None, -1).sum()
 
     def forward(self, positions: Tensor, box: Optional[Tensor] = None) -> Tensor:
         return (self.energy_ev(positions, box) * self.energy_scale).to(positions.dtype)

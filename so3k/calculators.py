@@ -75,7 +75,7 @@ class So3kratesCalculator(Calculator):
         }
         if "energies" in properties:  # a second pass without autograd; only when asked for
             with torch.no_grad():
-                energies = self.model.atomic_energies(graph.positions, graph.species, graph.idx_i, graph.idx_j, graph.shifts())
+                energies = self.model.atomic_energies(graph.positions, graph.species, graph.idx_i, graph.idx_j, graph.shifts(), graph.batch)
             self.results["energies"] = energies.cpu().double().numpy()
         if keys.STRESS in out:
             s = out[keys.STRESS][0].detach().cpu().double().numpy()

@@ -11,6 +11,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from .nn.cutoff import CUTOFF_FUNCTIONS
 from .nn.interaction import INTERACTIONS
+from .nn.nonlocal_attention import NONLOCAL_MODES
 from .nn.radial import RADIAL_BASES
 from .nn.sphc import SPHC_INITS, SPHC_INVARIANTS
 
@@ -42,6 +43,10 @@ class ModelConfig:
     sphc_invariant: str = "norm"
     interaction: str = "selfmix"
     attention_bias: bool = True
+    # Non-local SPHC attention (paper Eq. 14): "off", "fixed" (chi_cut = nonlocal_threshold) or
+    # "dynamic" (chi_cut = 1/N). All-pairs, so for non-periodic structures only.
+    nonlocal_attention: str = "off"
+    nonlocal_threshold: float = 0.05
     preset: str = "custom"
     version: int = CONFIG_VERSION
 
@@ -49,6 +54,7 @@ class ModelConfig:
         object.__setattr__(self, "elements", normalise_elements(self.elements))
         object.__setattr__(self, "degrees", tuple(int(l) for l in self.degrees))
         object.__setattr__(self, "cutoff", float(self.cutoff))
+        object.__setattr__(self, "nonlocal_threshold", float(self.nonlocal_threshold))
         self.validate()
 
     def validate(self) -> None:
@@ -78,16 +84,24 @@ class ModelConfig:
             ("sphc_init", SPHC_INITS),
             ("sphc_invariant", SPHC_INVARIANTS),
             ("interaction", INTERACTIONS),
+            ("nonlocal_attention", NONLOCAL_MODES),
         ):
             if getattr(self, name) not in allowed:
                 fail(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 < self.nonlocal_threshold <= 1:
+            fail(f"nonlocal_threshold is a softmax probability in (0, 1], got {self.nonlocal_threshold}")
         if self.version != CONFIG_VERSION:
             fail(f"config version {self.version} is not supported by this so3k (it reads version {CONFIG_VERSION})")
 
     @property
+    def is_nonlocal(self) -> bool:
+        return self.nonlocal_attention != "off"
+
+    @property
     def receptive_field(self) -> float:
-        """How far (Å) an atom's energy reaches: layers x cutoff, plus one cutoff when the SPHCs
-        start as neighbour averages (that initialisation is itself a message-passing step)."""
+        """How far (Å) an atom's energy reaches through the local pairs: layers x cutoff, plus one
+        cutoff when the SPHCs start as neighbour averages (that initialisation is itself a
+        message-passing step). A non-local model reaches further: the whole structure."""
         hops = self.layers + (1 if self.sphc_init == "average" else 0)
         return hops * self.cutoff
 

@@ -5,7 +5,7 @@ and the Cartesian shift of each pair are given, so the same module serves traini
 the ASE calculator, OpenMM and LAMMPS (ghost atoms simply carry zero shifts).
 """
 
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from ase.data import atomic_numbers as symbol_to_number
@@ -15,6 +15,7 @@ from .config import ModelConfig, model_config
 from .nn.cutoff import make_cutoff
 from .nn.embedding import ElementEmbedding
 from .nn.layer import So3kratesLayer
+from .nn.nonlocal_attention import all_pairs
 from .nn.ops import safe_divide, safe_sqrt, scatter_sum
 from .nn.radial import make_radial_basis
 from .nn.readout import EnergyReadout
@@ -32,6 +33,7 @@ class So3krates(nn.Module):
         num_elements = len(config.elements)
         self.cutoff = float(config.cutoff)
         self.num_layers = int(config.layers)
+        self.nonlocal_attention = config.is_nonlocal
 
         species_of_z = torch.full((NUM_Z,), -1, dtype=torch.long)
         for k, symbol in enumerate(config.elements):
@@ -57,6 +59,8 @@ class So3krates(nn.Module):
                     invariant=config.sphc_invariant,
                     interaction=config.interaction,
                     attention_bias=config.attention_bias,
+                    nonlocal_attention=config.nonlocal_attention,
+                    nonlocal_threshold=config.nonlocal_threshold,
                 )
                 for _ in range(config.layers)
             ]
@@ -82,14 +86,22 @@ class So3krates(nn.Module):
 
     @torch.jit.export
     def atomic_energies(
-        self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, n_local: int = -1
+        self,
+        positions: Tensor,
+        species: Tensor,
+        idx_i: Tensor,
+        idx_j: Tensor,
+        shifts: Tensor,
+        batch: Optional[Tensor] = None,
+        n_local: int = -1,
     ) -> Tensor:
         """Energy of each atom (N,) in eV.
 
         positions (N, 3) Å; species (N,) int64 indices into config.elements; idx_i, idx_j (P,)
         int64 centre and neighbour of each directed pair; shifts (P, 3) Å added to
         positions[idx_j] - positions[idx_i] (periodic images; zeros otherwise). Pairs of length
-        zero are treated as padding and ignored.
+        zero are treated as padding and ignored. batch (N,) int64 maps atoms to structures
+        (None: one structure); only the non-local attention needs it.
 
         n_local >= 0 (ghost shells under domain decomposition): only the energies of the first
         n_local atoms are wanted. Layer t (0-based) then works only on the pairs whose centre is
@@ -106,21 +118,45 @@ class So3krates(nn.Module):
 
         x = self.embedding(species)
         chi = self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
+        if self.nonlocal_attention:
+            if n_local >= 0:
+                raise ValueError("a non-local model sees whole structures: it cannot be split into owned and ghost atoms")
+            if bool((shifts != 0).any()):
+                raise ValueError(
+                    "non-local attention is defined for non-periodic structures only: all pairs of a periodic "
+                    "system depend on the choice of cell; use a local model (nonlocal_attention='off')"
+                )
+            if batch is None:
+                batch = torch.zeros(num_atoms, dtype=torch.long, device=positions.device)
+            g_i, g_j = all_pairs(batch)
+            r_g = positions[g_j] - positions[g_i]
+            d_g = safe_sqrt((r_g * r_g).sum(-1))
+            phi_g = self.cutoff_fn(d_g)
+            rbf_g = self.radial_basis(d_g) * phi_g[:, None]
+            sph_g = self.spherical_harmonics(safe_divide(r_g, d_g[:, None]))
+            atoms_in_structure = torch.bincount(batch)[batch]
+            for layer in self.layers:
+                x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j,
+                               rbf_g, sph_g, phi_g, g_i, g_j, atoms_in_structure)
+            return self.readout(x, species)
+        none = torch.zeros(0, dtype=torch.long, device=positions.device)
         if n_local < 0:
             for layer in self.layers:
-                x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j)
+                x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j,
+                               rbf_ij, sph_ij, phi_ij, idx_i, idx_j, none)
             return self.readout(x, species)
         depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
         for t, layer in enumerate(self.layers):
             keep = torch.nonzero(depth[idx_i] <= self.num_layers - 1 - t).squeeze(1)
-            x, chi = layer(x, chi, rbf_ij[keep], sph_ij[keep], phi_ij[keep], self.expand, idx_i[keep], idx_j[keep])
+            rbf, sph, phi, i, j = rbf_ij[keep], sph_ij[keep], phi_ij[keep], idx_i[keep], idx_j[keep]
+            x, chi = layer(x, chi, rbf, sph, phi, self.expand, i, j, rbf, sph, phi, i, j, none)
         return self.readout(x, species)
 
     def forward(
         self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, batch: Tensor, num_graphs: int
     ) -> Tensor:
         """Total energy of each structure (num_graphs,) in eV; batch (N,) int64 maps atoms to structures."""
-        e_i = self.atomic_energies(positions, species, idx_i, idx_j, shifts, -1)
+        e_i = self.atomic_energies(positions, species, idx_i, idx_j, shifts, batch, -1)
         return scatter_sum(e_i, batch, num_graphs)
 
 

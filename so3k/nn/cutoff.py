@@ -36,12 +36,15 @@ class PolynomialCutoff(nn.Module):
         self.p = int(p)
 
     def forward(self, d_ij: Tensor) -> Tensor:
-        p = float(self.p)
-        x = d_ij / self.cutoff
-        xp = torch.pow(x, p)
-        phi = 1.0 - 0.5 * (p + 1.0) * (p + 2.0) * xp + p * (p + 2.0) * xp * x - 0.5 * p * (p + 1.0) * xp * x * x
+        phi = polynomial_envelope(d_ij / self.cutoff, float(self.p))
         inside = (d_ij < self.cutoff) & (d_ij > 0)
         return torch.where(inside, phi, torch.zeros_like(phi))
+
+
+def polynomial_envelope(x: Tensor, p: float) -> Tensor:
+    """The order-p polynomial of PolynomialCutoff at x = d / r_c, without the masks (valid for 0 <= x < 1)."""
+    xp = torch.pow(x, p)
+    return 1.0 - 0.5 * (p + 1.0) * (p + 2.0) * xp + p * (p + 2.0) * xp * x - 0.5 * p * (p + 1.0) * xp * x * x
 
 
 CUTOFF_FUNCTIONS = ("cosine", "polynomial")

@@ -78,7 +78,7 @@ def test_pruned_layers_give_the_owned_energies_of_the_full_evaluation(make_water
     species = model.species(torch.tensor(owned.numbers[owners]))
     idx_i, idx_j, offsets = so3k.neighbors.neighbor_list(r, model.cutoff)
     full = model.atomic_energies(r, species, idx_i, idx_j, offsets)
-    pruned = model.atomic_energies(r, species, idx_i, idx_j, offsets, len(owned))
+    pruned = model.atomic_energies(r, species, idx_i, idx_j, offsets, n_local=len(owned))
     torch.testing.assert_close(pruned[: len(owned)], full[: len(owned)], rtol=0, atol=1e-12)
     assert not torch.allclose(pruned, full)  # the ghosts' own energies are not computed
 
