@@ -80,6 +80,6 @@ def export_lammps(model: So3krates, path: Union[str, Path], dtype: torch.dtype) 
         parameter.requires_grad_(False)
     module = torch.jit.freeze(torch.jit.script(LAMMPSPotential(model).eval()), preserved_attrs=["single_domain"])
     meta = build_metadata(
-        model, "lammps", dtype, UNITS, ghost_cutoff=model.config.receptive_field, nonlocal_attention=False, contract=CONTRACT
+        model, "lammps", dtype, UNITS, ghost_cutoff=model.config.receptive_field, contract=CONTRACT
     )
     return save_module(module, path, meta)

@@ -44,6 +44,8 @@ def build_metadata(model: So3krates, engine: str, dtype: torch.dtype, units: Dic
         "native_units": {"length": "Angstrom", "energy": "eV"},
         "units": units,
         "dtype": str(dtype).replace("torch.", ""),
+        # all-pairs SPHC attention: whole, non-periodic structures only (no domain decomposition)
+        "nonlocal_attention": c.is_nonlocal,
         "weights_sha256": weights_hash(model),
     }
     meta.update(extra)

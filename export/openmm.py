@@ -157,6 +157,11 @@ def create_force(
         periodic = hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors") and (
             topology_or_atomic_numbers.getPeriodicBoxVectors() is not None
         )
+    if periodic and meta.get("nonlocal_attention"):
+        raise ExportError(
+            f"{model_path} has non-local attention, which is defined for non-periodic systems only: "
+            "use it without a periodic box, or export a local model"
+        )
     if atoms is not None:
         atoms = [int(a) for a in atoms]
         bad = [a for a in atoms if not 0 <= a < len(numbers)]

@@ -12,7 +12,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from . import keys
 from .forces import ForceField
-from .graph import build_graph
+from .graph import StructureError, build_graph
 from .model import So3krates
 
 
@@ -65,6 +65,11 @@ class So3kratesCalculator(Calculator):
         want_stress = "stress" in properties
         if want_stress and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress is defined only for structures periodic in all three directions")
+        if self.model.config.is_nonlocal and atoms.pbc.any():
+            raise StructureError(
+                "this model has non-local attention, which is defined for non-periodic structures only; "
+                "set atoms.pbc = False for a molecule, or use a local model"
+            )
         graph = build_graph([atoms], self.elements, self.model.cutoff, self.dtype, self.device, self.min_distance)
         out = self.force_field(**graph.inputs(), compute_stress=bool(atoms.pbc.all()))
         energy = float(out[keys.ENERGY].detach().sum())

@@ -216,6 +216,11 @@ void PairSo3krates::init_style()
   // ranks the pair cutoff returned by init_one makes LAMMPS keep ghosts out to the receptive
   // field (plus the skin); on one rank the model needs no ghosts at all.
   single_domain = comm->nprocs == 1 && !ghosts_always;
+  if (nonlocal && (domain->xperiodic || domain->yperiodic || domain->zperiodic))
+    error->all(FLERR,
+               "pair_style so3krates: {} is a non-local model, defined for non-periodic systems only: use "
+               "`boundary s s s` or `f f f`, or a local model",
+               model_path);
   if (ghosts_always && nonlocal)
     error->all(FLERR, "pair_style so3krates: {} is a non-local model: it cannot use `ghosts always`", model_path);
   if (comm->me == 0) {

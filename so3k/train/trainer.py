@@ -185,6 +185,11 @@ class Trainer:
         self.eval_model = build(config, self.data.elements).to(self.ctx.device).eval()
         self.eval_force_field = ForceField(self.eval_model).eval()
 
+        if self.model.config.is_nonlocal and any(bool(np.any(part.pbc)) for part in (self.data.train, self.data.valid)):
+            raise TrainingError(
+                "the model has non-local attention, which is defined for non-periodic structures only, but the data "
+                "has periodic frames: set model.nonlocal_attention=off, or train on molecules"
+            )
         cutoff = self.model.cutoff
         self.train_set = FrameDataset(self.data.train, self.data.elements, cutoff, self.dtype, config.data.min_distance)
         self.valid_set = FrameDataset(self.data.valid, self.data.elements, cutoff, self.dtype, config.data.min_distance)
