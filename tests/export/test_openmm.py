@@ -225,3 +225,24 @@ def test_static_pair_forward_needs_no_host_synchronisation(model, exported, make
     i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     module.pair_i, module.pair_j = i[i != j], j[i != j]
     assert not ops_called(module, positions, cell) & SYNCING_OPS
+
+
+def test_non_local_model_in_openmm(tmp_path, make_water):
+    """A non-local model exports, gives the eager energies and forces for a molecule, and is
+    refused for a periodic system."""
+    from so3k.data.generate.cumulene import build_cumulene
+
+    torch.manual_seed(4)
+    model = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=2, features=32, cutoff=4.0,
+                             nonlocal_attention="fixed", nonlocal_threshold=0.5).double()
+    model.readout.scale.fill_(2.0)
+    path = export_model(model, tmp_path / "nonlocal.pt", dtype="float64")
+    assert load_exported(path)[1]["nonlocal_attention"] is True
+    atoms = build_cumulene(12, 35.0)
+    atoms.positions += np.random.default_rng(0).normal(scale=0.03, size=atoms.positions.shape)
+    energy, forces = openmm_energy_forces(path, atoms)
+    e0, f0 = reference(model, atoms)
+    assert energy == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(forces, f0, atol=1e-8 * np.abs(f0).max())
+    with pytest.raises(ExportError, match="non-local attention, which is defined for non-periodic systems only"):
+        openmm_energy_forces(path, make_water(n_per_side=2, spacing=3.1))

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -94,3 +96,29 @@ def test_a_valid_file_runs(models, lmp, make_water, tmp_path):
     fields = dict(units="metal", newton="on", style="", model=models["lammps"], types="O H")
     lmp.write_structure(make_water(n_per_side=2, spacing=3.1, seed=0), tmp_path / "structure.data", ["O", "H"])
     assert lmp.run(tmp_path, DECK.format(**fields), check=False).returncode == 0
+
+
+def test_a_non_local_model_runs_on_one_rank_only_and_without_periodic_boundaries(lmp, tmp_path):
+    from so3k.calculators import So3kratesCalculator
+    from so3k.data.generate.cumulene import build_cumulene
+
+    torch.manual_seed(1)
+    model = so3k.build_model("euclidean2024", elements=["H", "C"], layers=2, features=32, cutoff=4.0,
+                             nonlocal_attention="fixed", nonlocal_threshold=0.5).double()
+    path = export_model(model, tmp_path / "nonlocal.pt", engine="lammps", dtype="float64")
+    atoms = build_cumulene(12, 35.0)
+    atoms.center(vacuum=5.0)
+    one = lmp.run0(tmp_path / "one", path, atoms, ["C", "H"])
+    reference = lmp.read_structure(tmp_path / "one" / "structure.data", ["C", "H"])
+    reference.pbc = False
+    reference.calc = So3kratesCalculator(model=model)
+    assert one["energy"] == pytest.approx(reference.get_potential_energy(), rel=1e-10)
+    np.testing.assert_allclose(one["forces"], reference.get_forces(), atol=1e-9)
+    two = lmp.run(tmp_path / "one", (tmp_path / "one" / "in.deck").read_text(), ranks=2, check=False)
+    assert two.returncode != 0 and "cannot be split over MPI ranks" in " ".join(two.stdout.split())
+    periodic = atoms.copy()
+    periodic.pbc = True
+    lmp.write_structure(periodic, tmp_path / "structure.data", ["C", "H"])
+    deck = DECK.format(units="metal", newton="on", style="", model=path, types="C H")
+    done = lmp.run(tmp_path, deck, check=False)
+    assert done.returncode != 0 and "defined for non-periodic systems only" in " ".join(done.stdout.split())
