@@ -4,6 +4,10 @@ model can reach.
     python examples/nonlocal_cumulene/run.py                 # both trainings, then the scans
     python examples/nonlocal_cumulene/run.py --minutes 15    # longer training (per model)
     python examples/nonlocal_cumulene/run.py --evaluate-only # redo the plot and table
+    # the two trainings side by side, one core each, then the evaluation:
+    OMP_NUM_THREADS=1 python examples/nonlocal_cumulene/run.py --train-only local --minutes 25 &
+    OMP_NUM_THREADS=1 python examples/nonlocal_cumulene/run.py --train-only nonlocal --minutes 25
+    python examples/nonlocal_cumulene/run.py --evaluate-only
 
 Two euclidean2024 models (2 layers, r_c = 4 Å, F = 64) are trained on the shipped cumulene set
 (GFN2-xTB; chains of 3-10, 13 and 14 carbons with one CH2 end rotated) with the same budget:
@@ -30,10 +34,11 @@ MODELS = {"local": [], "nonlocal": ["model.nonlocal_attention=dynamic"]}
 TRAIN_LENGTHS = (3, 4, 5, 6, 7, 8, 9, 10, 13, 14)  # the shipped set's provenance
 
 
-def train_models(out: Path, minutes: float) -> None:
+def train_models(out: Path, minutes: float, names) -> None:
     from so3k.train import load_config, train
 
-    for name, extra in MODELS.items():
+    for name in names:
+        extra = MODELS[name]
         print(f"== training the {name} model for {minutes:g} minutes", flush=True)
         config = load_config(None, COMMON + extra + [f"training.max_minutes={minutes}"])
         train(config, out / name, progress=False)
@@ -139,9 +144,13 @@ def main():
     parser.add_argument("--minutes", type=float, default=8.0, help="training budget per model (default 8)")
     parser.add_argument("--out", type=Path, default=Path("runs/nonlocal_cumulene"))
     parser.add_argument("--evaluate-only", action="store_true", help="use the checkpoints already in --out")
+    parser.add_argument("--train-only", choices=list(MODELS), help="train just this model (e.g. two processes side by side)")
     args = parser.parse_args()
+    if args.train_only:
+        train_models(args.out, args.minutes, [args.train_only])
+        return
     if not args.evaluate_only:
-        train_models(args.out, args.minutes)
+        train_models(args.out, args.minutes, list(MODELS))
     reach = 2 * 2 * 4.0  # 2 x layers x r_c
     print(evaluate(args.out, reach))
     print(f"\nplot {args.out / 'scan.png'}; table {args.out / 'scan.md'}")
