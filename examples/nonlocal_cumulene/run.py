@@ -1,8 +1,8 @@
 """The non-local experiment: a cumulene's terminal CH2 torsion, seen from farther than any local
 model can reach.
 
-    python examples/nonlocal_cumulene/run.py                 # both trainings, then the scans
-    python examples/nonlocal_cumulene/run.py --minutes 15    # longer training (per model)
+    python examples/nonlocal_cumulene/run.py                 # both trainings (25 min each), then the scans
+    python examples/nonlocal_cumulene/run.py --minutes 40    # longer training (per model)
     python examples/nonlocal_cumulene/run.py --evaluate-only # redo the plot and table
     # the two trainings side by side, one core each, then the evaluation:
     OMP_NUM_THREADS=1 python examples/nonlocal_cumulene/run.py --train-only local --minutes 25 &
@@ -141,7 +141,7 @@ def evaluate(out: Path, reach: float) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=8.0, help="training budget per model (default 8)")
+    parser.add_argument("--minutes", type=float, default=25.0, help="training budget per model (default 25; 8 was not enough)")
     parser.add_argument("--out", type=Path, default=Path("runs/nonlocal_cumulene"))
     parser.add_argument("--evaluate-only", action="store_true", help="use the checkpoints already in --out")
     parser.add_argument("--train-only", choices=list(MODELS), help="train just this model (e.g. two processes side by side)")
