@@ -94,12 +94,11 @@ def openmm_demo(best: Path, out_dir: Path, steps: int = 400, warmup: int = 50) -
 
 def lammps_demo(best: Path, out_dir: Path, steps: int = 300) -> Path:
     """Export for LAMMPS, build the plugin if needed and run the aspirin NVE deck."""
-    import re
     import shutil
     import subprocess
 
     from so3k.export import export_model
-    from so3k.lammps import EXAMPLES, build, lmp_environment, lmp_executable, plugin_status
+    from so3k.lammps import EXAMPLES, build, lmp_command, lmp_environment, ms_per_step, plugin_status, thermo_table
 
     path = export_model(best, out_dir / "model-lammps.pt", engine="lammps", dtype="float32")
     if plugin_status() != "ok":
@@ -109,15 +108,13 @@ def lammps_demo(best: Path, out_dir: Path, steps: int = 300) -> Path:
     folder.mkdir(exist_ok=True)
     for name in ("in.aspirin-nve", "aspirin.data"):
         shutil.copy(EXAMPLES / name, folder / name)
-    command = [str(lmp_executable()), "-in", "in.aspirin-nve", "-var", "model", str(path.resolve()), "-var", "steps", str(steps)]
+    command = [*lmp_command(), "-in", "in.aspirin-nve", "-var", "model", str(path.resolve()), "-var", "steps", str(steps)]
     done = subprocess.run(command, cwd=folder, env=lmp_environment(), capture_output=True, text=True)
     (folder / "screen.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"LAMMPS failed; its output is in {folder / 'screen.txt'}:\n{done.stdout[-1500:]}")
-    header, *rows = re.search(r"^\s*Step .*?(?=^Loop time)", done.stdout, re.M | re.S).group(0).strip().splitlines()
-    total = [float(row.split()[header.split().index("TotEng")]) for row in rows]
-    loop = re.search(r"Loop time of ([0-9.e+-]+) on", done.stdout)
-    ms = float(loop.group(1)) / steps * 1e3
+    total = thermo_table(done.stdout)["TotEng"]
+    ms = ms_per_step(done.stdout)
     print(
         f"exported {path}; plugin {plugin}\nLAMMPS ({folder}/in.aspirin-nve), NVE, {steps} steps of 0.5 fs: "
         f"{ms:.1f} ms/step; total energy {total[0]:.4f} -> {total[-1]:.4f} eV; trajectory {folder / 'aspirin-nve.xyz'}"

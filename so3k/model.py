@@ -128,6 +128,7 @@ class So3krates(nn.Module):
                 )
             if batch is None:
                 batch = torch.zeros(num_atoms, dtype=torch.long, device=positions.device)
+            # the SPHC attention's pairs: all pairs of each structure
             g_i, g_j = all_pairs(batch)
             r_g = positions[g_j] - positions[g_i]
             d_g = safe_sqrt((r_g * r_g).sum(-1))
@@ -135,21 +136,19 @@ class So3krates(nn.Module):
             rbf_g = self.radial_basis(d_g) * phi_g[:, None]
             sph_g = self.spherical_harmonics(safe_divide(r_g, d_g[:, None]))
             atoms_in_structure = torch.bincount(batch)[batch]
-            for layer in self.layers:
-                x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j,
-                               rbf_g, sph_g, phi_g, g_i, g_j, atoms_in_structure)
-            return self.readout(x, species)
-        none = torch.zeros(0, dtype=torch.long, device=positions.device)
+        else:  # the local pairs for both attentions
+            g_i, g_j, rbf_g, sph_g, phi_g = idx_i, idx_j, rbf_ij, sph_ij, phi_ij
+            atoms_in_structure = torch.zeros(0, dtype=torch.long, device=positions.device)
         if n_local < 0:
             for layer in self.layers:
                 x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j,
-                               rbf_ij, sph_ij, phi_ij, idx_i, idx_j, none)
+                               rbf_g, sph_g, phi_g, g_i, g_j, atoms_in_structure)
             return self.readout(x, species)
         depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
         for t, layer in enumerate(self.layers):
             keep = torch.nonzero(depth[idx_i] <= self.num_layers - 1 - t).squeeze(1)
             rbf, sph, phi, i, j = rbf_ij[keep], sph_ij[keep], phi_ij[keep], idx_i[keep], idx_j[keep]
-            x, chi = layer(x, chi, rbf, sph, phi, self.expand, i, j, rbf, sph, phi, i, j, none)
+            x, chi = layer(x, chi, rbf, sph, phi, self.expand, i, j, rbf, sph, phi, i, j, atoms_in_structure)
         return self.readout(x, species)
 
     def forward(

@@ -19,6 +19,7 @@ from .build import (
     plugin_dir,
     plugin_status,
 )
+from .log import lmp_command, ms_per_step, thermo_table
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # the input decks and their data files
 
@@ -31,6 +32,9 @@ __all__ = [
     "lammps_version_string",
     "lmp_environment",
     "lmp_executable",
+    "lmp_command",
+    "ms_per_step",
+    "thermo_table",
     "plugin_dir",
     "plugin_status",
 ]

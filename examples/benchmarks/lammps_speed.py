@@ -18,7 +18,6 @@ import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -53,22 +52,18 @@ def lammps_step(folder, atoms, types, style, ranks, threads, warmup, steps):
     """ms per step of the timed run, and the average number of ghost atoms per rank."""
     import ase.io
 
-    from so3k.lammps import lmp_environment
+    from so3k.lammps import lmp_command, lmp_environment, ms_per_step
 
     ase.io.write(folder / "structure.data", atoms, format="lammps-data", specorder=types, masses=True, atom_style="atomic")
     boundary = " ".join("p" if p else "s" for p in atoms.pbc)
     (folder / "in.bench").write_text(DECK.format(boundary=boundary, style=style, types=" ".join(types), warmup=warmup, steps=steps))
-    command = [str(Path(sys.executable).parent / "lmp"), "-in", "in.bench", "-log", "none"]
-    if ranks > 1:
-        command = [str(Path(sys.executable).parent / "mpirun"), "-np", str(ranks), *command]
     env = lmp_environment()
     env["OMP_NUM_THREADS"] = str(threads)
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    done = subprocess.run([*lmp_command(ranks), "-in", "in.bench", "-log", "none"], cwd=folder, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"LAMMPS failed:\n{done.stdout[-2000:]}\n{done.stderr[-1000:]}")
-    loop = re.findall(r"Loop time of ([0-9.e+-]+) on \d+ procs for (\d+) steps", done.stdout)[-1]
     ghosts = re.findall(r"Nghost:\s+([0-9.e+-]+) ave", done.stdout)[-1]
-    return float(loop[0]) / int(loop[1]) * 1e3, float(ghosts)
+    return ms_per_step(done.stdout), float(ghosts)
 
 
 def main():

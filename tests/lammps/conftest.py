@@ -9,7 +9,7 @@ import ase.io
 import numpy as np
 import pytest
 
-from so3k.lammps import lmp_environment
+from so3k.lammps import lmp_command, lmp_environment, thermo_table
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -24,10 +24,8 @@ def plugin(plugin_built):
 def run_lammps(folder: Path, deck: str, ranks: int = 1, command=None, check: bool = True, variables=()):
     """Write `deck` to folder/in.deck and run it; returns the CompletedProcess (stdout + stderr)."""
     (folder / "in.deck").write_text(deck)
-    lmp = command or [str(BIN / "lmp")]
+    lmp = command or lmp_command(ranks)
     args = [*lmp, "-in", "in.deck", "-log", "log.lammps", *[str(v) for pair in variables for v in ("-var", *pair)]]
-    if ranks > 1:
-        args = [str(BIN / "mpirun"), "-np", str(ranks), *args]
     env = lmp_environment()
     env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
@@ -83,15 +81,6 @@ def run0(folder: Path, model: Path, atoms, type_order, ranks: int = 1, style: st
         "stdout": done.stdout,
         "structure": read_structure(folder / "structure.data", type_order),
     }
-
-
-def thermo_table(log: str) -> dict:
-    """The last thermo block of a LAMMPS log as {column: array}."""
-    blocks = re.findall(r"^\s*Step\s.*?(?=^Loop time)", log, re.M | re.S)
-    lines = blocks[-1].strip().splitlines()
-    names = lines[0].split()
-    rows = np.array([[float(v) for v in line.split()] for line in lines[1:] if not line.startswith(("WARNING", "For"))])
-    return {name: rows[:, k] for k, name in enumerate(names)}
 
 
 class Lammps:
