@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from . import keys
 from .model import So3krates
+from .runtime import tune_allocator
 
 
 class ForceField(nn.Module):
@@ -22,6 +23,7 @@ class ForceField(nn.Module):
     def __init__(self, model: So3krates):
         super().__init__()
         self.model = model
+        tune_allocator()
 
     def forward(
         self,
@@ -52,7 +54,7 @@ class ForceField(nn.Module):
         else:
             positions_d = positions
             cell_d = cell
-        shifts = torch.bmm(offsets[:, None, :], cell_d[batch[idx_i]]).squeeze(1)
+        shifts = torch.bmm(offsets[:, None, :], cell_d.index_select(0, batch.index_select(0, idx_i))).squeeze(1)
         energy = self.model(positions_d, species, idx_i, idx_j, shifts, batch, num_graphs)
 
         grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.training, allow_unused=True)

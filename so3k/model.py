@@ -5,11 +5,12 @@ and the Cartesian shift of each pair are given, so the same module serves traini
 the ASE calculator, OpenMM and LAMMPS (ghost atoms simply carry zero shifts).
 """
 
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from ase.data import atomic_numbers as symbol_to_number
 from torch import Tensor, nn
+from torch.nn.functional import silu
 
 from .config import ModelConfig, model_config
 from .nn.cutoff import make_cutoff
@@ -41,6 +42,8 @@ class So3krates(nn.Module):
         self.register_buffer("species_of_z", species_of_z, persistent=False)
         # (|L|, M): broadcasts one number per degree to the 2l+1 components of that degree.
         self.register_buffer("expand", degree_matrix(degrees).T.contiguous(), persistent=False)
+        # stands in for the atom counts that only the non-local attention reads
+        self.register_buffer("no_atoms", torch.zeros(0, dtype=torch.long), persistent=False)
 
         self.embedding = ElementEmbedding(num_elements, config.features)
         self.radial_basis = make_radial_basis(config.radial_basis, config.num_radial, config.cutoff)
@@ -109,7 +112,8 @@ class So3krates(nn.Module):
         energies. The energies of the remaining atoms are then not meaningful.
         """
         num_atoms = positions.shape[0]
-        r_ij = positions[idx_j] - positions[idx_i] + shifts
+        # Everything that depends only on the geometry is computed once and shared by the layers.
+        r_ij = positions.index_select(0, idx_j) - positions.index_select(0, idx_i) + shifts
         d_ij = safe_sqrt((r_ij * r_ij).sum(-1))
         u_ij = safe_divide(r_ij, d_ij[:, None])
         phi_ij = self.cutoff_fn(d_ij)
@@ -118,9 +122,25 @@ class So3krates(nn.Module):
 
         x = self.embedding(species)
         chi = self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
-        if self.nonlocal_attention:
-            if n_local >= 0:
+        if n_local >= 0:
+            if self.nonlocal_attention:
                 raise ValueError("a non-local model sees whole structures: it cannot be split into owned and ghost atoms")
+            depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
+            for t, layer in enumerate(self.layers):
+                keep = torch.nonzero(depth.index_select(0, idx_i) <= self.num_layers - 1 - t).squeeze(1)
+                sph, phi = sph_ij.index_select(0, keep), phi_ij.index_select(0, keep)
+                i, j = idx_i.index_select(0, keep), idx_j.index_select(0, keep)
+                h = radial_hidden(rbf_ij.index_select(0, keep), layer.radial_inputs())
+                x, chi = layer(x, chi, h[0], h[1], sph, phi, self.expand, i, j, sph, phi, i, j, self.no_atoms)
+            return self.readout(x, species)
+
+        feature_inputs: List[Tuple[Tensor, Tensor]] = []
+        sphc_inputs: List[Tuple[Tensor, Tensor]] = []
+        for layer in self.layers:
+            feature_input, sphc_input = layer.radial_inputs()
+            feature_inputs.append(feature_input)
+            sphc_inputs.append(sphc_input)
+        if self.nonlocal_attention:
             if bool((shifts != 0).any()):
                 raise ValueError(
                     "non-local attention is defined for non-periodic structures only: all pairs of a periodic "
@@ -130,25 +150,21 @@ class So3krates(nn.Module):
                 batch = torch.zeros(num_atoms, dtype=torch.long, device=positions.device)
             # the SPHC attention's pairs: all pairs of each structure
             g_i, g_j = all_pairs(batch)
-            r_g = positions[g_j] - positions[g_i]
+            r_g = positions.index_select(0, g_j) - positions.index_select(0, g_i)
             d_g = safe_sqrt((r_g * r_g).sum(-1))
             phi_g = self.cutoff_fn(d_g)
-            rbf_g = self.radial_basis(d_g) * phi_g[:, None]
             sph_g = self.spherical_harmonics(safe_divide(r_g, d_g[:, None]))
-            atoms_in_structure = torch.bincount(batch)[batch]
-        else:  # the local pairs for both attentions
-            g_i, g_j, rbf_g, sph_g, phi_g = idx_i, idx_j, rbf_ij, sph_ij, phi_ij
-            atoms_in_structure = torch.zeros(0, dtype=torch.long, device=positions.device)
-        if n_local < 0:
-            for layer in self.layers:
-                x, chi = layer(x, chi, rbf_ij, sph_ij, phi_ij, self.expand, idx_i, idx_j,
-                               rbf_g, sph_g, phi_g, g_i, g_j, atoms_in_structure)
-            return self.readout(x, species)
-        depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
+            h_f = radial_hidden(rbf_ij, feature_inputs)
+            h_s = radial_hidden(self.radial_basis(d_g) * phi_g[:, None], sphc_inputs)
+            atoms_in_structure = torch.bincount(batch).index_select(0, batch)
+        else:  # the local pairs for both attentions; all radial first layers in one matmul
+            g_i, g_j, sph_g, phi_g = idx_i, idx_j, sph_ij, phi_ij
+            h = radial_hidden(rbf_ij, feature_inputs + sphc_inputs)
+            h_f, h_s = h[: self.num_layers], h[self.num_layers :]
+            atoms_in_structure = self.no_atoms
         for t, layer in enumerate(self.layers):
-            keep = torch.nonzero(depth[idx_i] <= self.num_layers - 1 - t).squeeze(1)
-            rbf, sph, phi, i, j = rbf_ij[keep], sph_ij[keep], phi_ij[keep], idx_i[keep], idx_j[keep]
-            x, chi = layer(x, chi, rbf, sph, phi, self.expand, i, j, rbf, sph, phi, i, j, atoms_in_structure)
+            x, chi = layer(x, chi, h_f[t], h_s[t], sph_ij, phi_ij, self.expand, idx_i, idx_j,
+                           sph_g, phi_g, g_i, g_j, atoms_in_structure)
         return self.readout(x, species)
 
     def forward(
@@ -159,13 +175,21 @@ class So3krates(nn.Module):
         return scatter_sum(e_i, batch, num_graphs)
 
 
+def radial_hidden(rbf: Tensor, inputs: List[Tuple[Tensor, Tensor]]) -> List[Tensor]:
+    """SiLU(rbf W_k^T + b_k) for the first radial layers (W_k, b_k) of several filters, computed
+    as one matmul (P, K) x (K, sum of widths) and split per filter."""
+    weight = torch.cat([w for w, _ in inputs], dim=0)
+    bias = torch.cat([b for _, b in inputs])
+    return silu(torch.addmm(bias, rbf, weight.t())).split([w.shape[0] for w, _ in inputs], dim=1)
+
+
 def hop_depth(idx_i: Tensor, idx_j: Tensor, num_atoms: int, n_local: int, max_hops: int) -> Tensor:
     """Fewest pair hops from each atom to one of the first n_local atoms (max_hops + 1 if farther)."""
     depth = torch.full((num_atoms,), max_hops + 1, dtype=torch.long, device=idx_i.device)
     depth[:n_local] = 0
     for _ in range(max_hops):
         # pairs come in both directions: j is at most one hop farther than i
-        depth = depth.scatter_reduce(0, idx_j, depth[idx_i] + 1, reduce="amin", include_self=True)
+        depth = depth.scatter_reduce(0, idx_j, depth.index_select(0, idx_i) + 1, reduce="amin", include_self=True)
     return depth
 
 

@@ -19,7 +19,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fstream>
 #include <string>
 
@@ -47,6 +51,20 @@ PairSo3krates::PairSo3krates(LAMMPS *lmp) :
   no_virial_fdotr_compute = 1;
   ghosts_always = false;
   single_domain = false;
+  tune_allocator();
+}
+
+// glibc serves blocks above 32 MB by mmap and unmaps them on free, so every large pair tensor
+// is zero-filled by the kernel again on every step; keeping freed memory in the heap removes
+// that system time (as so3k.runtime does in Python). SO3K_MALLOC_TUNING=0 turns it off.
+void PairSo3krates::tune_allocator()
+{
+#if defined(__GLIBC__)
+  const char *setting = std::getenv("SO3K_MALLOC_TUNING");
+  if (setting && std::string(setting) == "0") return;
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 2147483647);
+#endif
 }
 
 PairSo3krates::~PairSo3krates()

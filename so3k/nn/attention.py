@@ -3,6 +3,7 @@ the cutoff phi_ij multiplies every coefficient, so the sums stay smooth as atoms
 the cutoff sphere."""
 
 import math
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,24 @@ class BlockLinear(nn.Module):
             y = y + bias
         return y.reshape(n, self.blocks * self.width)
 
+    def dense(self) -> Tuple[Tensor, Optional[Tensor]]:
+        """The same map as one (blocks*width, blocks*width) matrix W with y = x @ W + bias, so that
+        a layer can apply several projections in one matmul (zeros off the diagonal blocks)."""
+        eye = torch.eye(self.blocks, dtype=self.weight.dtype, device=self.weight.device)
+        size = self.blocks * self.width
+        weight = (self.weight[:, :, None, :] * eye[:, None, :, None]).reshape(size, size)
+        bias = self.bias
+        return weight, None if bias is None else bias.reshape(size)
+
+
+def stack_projections(maps: List[Tuple[Tensor, Optional[Tensor]]]) -> Tuple[Tensor, Tensor]:
+    """Dense maps (W_k, b_k) side by side: x @ W + b gives [x W_1 + b_1, x W_2 + b_2, ...]."""
+    weights = [w for w, _ in maps]
+    biases: List[Tensor] = []
+    for w, b in maps:
+        biases.append(torch.zeros(w.shape[1], dtype=w.dtype, device=w.device) if b is None else b)
+    return torch.cat(weights, dim=1), torch.cat(biases)
+
 
 class FeatureAttention(nn.Module):
     """alpha_ij^h = phi_ij <Q_h x_i^h, w_ij^h * K_h x_j^h> / sqrt(d_h);  dx_i = concat_h sum_j alpha_ij^h V_h x_j^h."""
@@ -47,16 +66,22 @@ class FeatureAttention(nn.Module):
         self.v = BlockLinear(heads, self.head_dim, bias)
         self.inv_sqrt_dim = 1.0 / math.sqrt(self.head_dim)
 
-    def forward(self, x: Tensor, w_ij: Tensor, phi_ij: Tensor, idx_i: Tensor, idx_j: Tensor) -> Tensor:
-        """x (N, F), w_ij (P, F), phi_ij (P,) -> update dx (N, F)."""
+    def projections(self) -> List[Tuple[Tensor, Optional[Tensor]]]:
+        """Dense (W, b) of Q, K and V, in the order forward takes their products."""
+        return [self.q.dense(), self.k.dense(), self.v.dense()]
+
+    def forward(
+        self, q: Tensor, k: Tensor, v: Tensor, w_ij: Tensor, phi_ij: Tensor, idx_i: Tensor, idx_j: Tensor
+    ) -> Tensor:
+        """q, k, v (N, F): Q x, K x, V x; w_ij (P, F), phi_ij (P,) -> update dx (N, F)."""
         num_pairs = w_ij.shape[0]
-        q_i = self.q(x)[idx_i]
-        k_j = self.k(x)[idx_j]
-        v_j = self.v(x)[idx_j].reshape(num_pairs, self.heads, self.head_dim)
+        q_i = q.index_select(0, idx_i)  # index_select, not q[idx_i]: its backward is a fast index_add
+        k_j = k.index_select(0, idx_j)
+        v_j = v.index_select(0, idx_j).reshape(num_pairs, self.heads, self.head_dim)
         alpha = (q_i * w_ij * k_j).reshape(num_pairs, self.heads, self.head_dim).sum(-1)
         alpha = alpha * (phi_ij * self.inv_sqrt_dim)[:, None]
         messages = (alpha[:, :, None] * v_j).reshape(num_pairs, self.heads * self.head_dim)
-        return scatter_sum(messages, idx_i, x.shape[0])
+        return scatter_sum(messages, idx_i, q.shape[0])
 
 
 class SphcAttention(nn.Module):
@@ -73,14 +98,18 @@ class SphcAttention(nn.Module):
         self.k = BlockLinear(num_degrees, self.head_dim, bias)
         self.inv_sqrt_dim = 1.0 / math.sqrt(self.head_dim)
 
+    def projections(self) -> List[Tuple[Tensor, Optional[Tensor]]]:
+        """Dense (W, b) of Q and K."""
+        return [self.q.dense(), self.k.dense()]
+
     def forward(
-        self, x: Tensor, w_ij: Tensor, phi_ij: Tensor, sph_ij: Tensor, expand: Tensor, idx_i: Tensor, idx_j: Tensor
+        self, q: Tensor, k: Tensor, w_ij: Tensor, phi_ij: Tensor, sph_ij: Tensor, expand: Tensor, idx_i: Tensor, idx_j: Tensor
     ) -> Tensor:
-        """x (N, F), w_ij (P, F), phi_ij (P,) pair weights, sph_ij (P, M), expand (|L|, M) 0/1
+        """q, k (N, F): Q x, K x; w_ij (P, F), phi_ij (P,) pair weights, sph_ij (P, M), expand (|L|, M) 0/1
         -> update dchi (N, M)."""
         num_pairs = w_ij.shape[0]
-        q_i = self.q(x)[idx_i]
-        k_j = self.k(x)[idx_j]
+        q_i = q.index_select(0, idx_i)
+        k_j = k.index_select(0, idx_j)
         alpha = (q_i * w_ij * k_j).reshape(num_pairs, self.num_degrees, self.head_dim).sum(-1)
         alpha = alpha * (phi_ij * self.inv_sqrt_dim)[:, None]
-        return scatter_sum((alpha @ expand) * sph_ij, idx_i, x.shape[0])
+        return scatter_sum((alpha @ expand) * sph_ij, idx_i, q.shape[0])

@@ -4,6 +4,8 @@ It makes the attention depend on the distance (rbf_ij) and on how different the 
 two atoms are (s_ij, one invariant per degree), both rotation invariant.
 """
 
+from typing import Tuple
+
 from torch import Tensor, nn
 
 from .mlp import MLP
@@ -15,6 +17,13 @@ class SphericalFilter(nn.Module):
         self.radial = MLP([num_radial, radial_hidden, features])
         self.sphc = MLP([num_degrees, sphc_hidden, features])
 
-    def forward(self, rbf_ij: Tensor, s_ij: Tensor) -> Tensor:
-        """rbf_ij (P, K), s_ij (P, |L|) -> w_ij (P, F)."""
-        return self.radial(rbf_ij) + self.sphc(s_ij)
+    def radial_input(self) -> Tuple[Tensor, Tensor]:
+        """(weight, bias) of the radial MLP's first layer. The model applies the first layers of
+        all filters to the pair basis in one matmul (they read the same rbf_ij) and passes each
+        filter its hidden activations."""
+        first = self.radial.net[0]
+        return first.weight, first.bias
+
+    def forward(self, h_ij: Tensor, s_ij: Tensor) -> Tensor:
+        """h_ij (P, hidden): SiLU of the radial first layer on rbf_ij; s_ij (P, |L|) -> w_ij (P, F)."""
+        return self.radial.net[2](h_ij) + self.sphc(s_ij)

@@ -37,13 +37,13 @@ class SphcNeighbourhood(nn.Module):
     def forward(self, chi: Tensor, g_i: Tensor, g_j: Tensor, atoms_in_structure: Tensor) -> Tensor:
         """chi (N, M), all pairs g_i, g_j (Q,), atoms_in_structure (N,) -> psi (Q,) in [0, 1]."""
         num_atoms = chi.shape[0]
-        diff = chi[g_j] - chi[g_i]
+        diff = chi.index_select(0, g_j) - chi.index_select(0, g_i)
         d = safe_sqrt((diff * diff).sum(-1))
         # softmax over j for each centre i (the max only keeps exp finite)
         d_max = torch.full((num_atoms,), -1e30, dtype=d.dtype, device=d.device)
         d_max = d_max.scatter_reduce(0, g_i, d.detach(), reduce="amax", include_self=True)
-        e = torch.exp(d - d_max[g_i])
-        p = e / scatter_sum(e, g_i, num_atoms)[g_i]
+        e = torch.exp(d - d_max.index_select(0, g_i))
+        p = e / scatter_sum(e, g_i, num_atoms).index_select(0, g_i)
         if self.dynamic:
             x = p * atoms_in_structure[g_i].to(p.dtype)
         else:

@@ -21,6 +21,7 @@ import math
 import numbers
 from typing import List
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -113,8 +114,31 @@ def _check_degrees(degrees: List[int]) -> None:
         raise ValueError(f"degrees {degrees} contain duplicates: each degree in 0..4 may appear once")
 
 
+def monomial_plan(max_degree: int) -> List[List[List[int]]]:
+    """For each degree l = 1..max_degree, its monomials x^a y^b z^c (a + b + c = l), each one
+    monomial of degree l - 1 (index among those) times one coordinate: [[parent, axis], ...]."""
+    previous = [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
+    plans = [[[axis, axis] for axis in range(3)]]  # degree 1 is u itself; never used as a plan
+    for _ in range(2, max_degree + 1):
+        current, plan = [], []
+        for p, exponents in enumerate(previous):
+            for axis in range(3):
+                e = list(exponents)
+                e[axis] += 1
+                if tuple(e) not in current:
+                    current.append(tuple(e))
+                    plan.append([p, axis])
+        plans.append(plan)
+        previous = current
+    return plans
+
+
 class SphericalHarmonics(torch.nn.Module):
-    """Module wrapper of `spherical_harmonics`: (P, 3) unit vectors -> (P, Σ(2l+1))."""
+    """(P, 3) vectors -> (P, Σ(2l+1)), the same values as `spherical_harmonics`, computed as the
+    monomials of (x, y, z) up to the largest degree (3, 6, 10, 15 of them) times one constant
+    matrix: a handful of tensor operations instead of one per component, which is what makes
+    the pair-level cost (forward and double backward) small. The matrix is fitted once, in
+    float64, to the explicit polynomials above; the fit is exact (checked to 1e-12)."""
 
     def __init__(self, degrees: List[int]):
         super().__init__()
@@ -123,9 +147,47 @@ class SphericalHarmonics(torch.nn.Module):
         degrees = [int(l) for l in degrees]  # plain ints for TorchScript (not numpy ints)
         self.degrees: List[int] = degrees
         self.dims: List[int] = [2 * l + 1 for l in degrees]
+        self.max_degree = max(degrees)
+        plans = monomial_plan(self.max_degree)
+        # Degree l's monomials are built from degree l - 1's: rows plans[l - 1] of these two
+        # index vectors, at columns bounds[l - 1]:bounds[l] of the monomial matrix.
+        self.bounds: List[int] = [0]
+        for plan in plans:
+            self.bounds.append(self.bounds[-1] + len(plan))
+        flat = [step for plan in plans for step in plan]
+        self.register_buffer("parent", torch.tensor([p for p, _ in flat], dtype=torch.long), persistent=False)
+        self.register_buffer("axis", torch.tensor([a for _, a in flat], dtype=torch.long), persistent=False)
+        # Fitted degree by degree on random (not unit) vectors, since each harmonic is written as
+        # a homogeneous polynomial of its degree; zeros elsewhere, so Y(0) = 0 exactly for l > 0.
+        # NumPy's least squares: it returns the same bits on every call, so every model built
+        # from one config has identical constants (torch's differed between calls in the last bit).
+        v = torch.from_numpy(np.random.default_rng(0).standard_normal((256, 3)))
+        basis = self.monomials(v).numpy()
+        coefficients = np.zeros((basis.shape[1], sum(self.dims)))
+        column = 0
+        for l, dim in zip(degrees, self.dims):
+            rows = slice(0, 1) if l == 0 else slice(1 + self.bounds[l - 1], 1 + self.bounds[l])
+            target = spherical_harmonics(v, [l]).numpy()
+            fit = np.linalg.lstsq(basis[:, rows], target, rcond=None)[0]
+            if not np.allclose(basis[:, rows] @ fit, target, rtol=1e-13, atol=1e-13):
+                raise RuntimeError(f"spherical harmonics: the monomial fit of degree {l} is not exact")
+            coefficients[rows, column : column + dim] = fit
+            column += dim
+        # float64 and not saved: rebuilt from the degrees, cast per call like the other constants
+        self.register_buffer("coefficients", torch.from_numpy(coefficients), persistent=False)
+
+    def monomials(self, u: Tensor) -> Tensor:
+        """(P, 3) -> (P, 1 + 3 + 6 + ...): 1, then every monomial of degree 1..max_degree."""
+        current = u
+        out: List[Tensor] = [torch.ones_like(u[:, :1]), u]
+        for l in range(2, self.max_degree + 1):
+            start, end = self.bounds[l - 1], self.bounds[l]
+            current = current.index_select(1, self.parent[start:end]) * u.index_select(1, self.axis[start:end])
+            out.append(current)
+        return torch.cat(out, dim=1)
 
     def forward(self, u: Tensor) -> Tensor:
-        return spherical_harmonics(u, self.degrees)
+        return self.monomials(u) @ self.coefficients.to(u.dtype)
 
     def extra_repr(self) -> str:
         return f"degrees={self.degrees}"

@@ -105,11 +105,31 @@ def test_script_matches_eager_and_keeps_dtype():
         eager = spherical_harmonics(u, DEGREES)
         assert eager.dtype == dtype
         torch.testing.assert_close(scripted(u, DEGREES), eager, rtol=0, atol=0)
-        torch.testing.assert_close(module(u), spherical_harmonics(u, [1, 2, 3]), rtol=0, atol=0)
+        assert module(u).dtype == dtype
+        tol = 1e-13 if dtype == torch.float64 else 2e-6
+        torch.testing.assert_close(module(u), spherical_harmonics(u, [1, 2, 3]), rtol=0, atol=tol)
     u = random_unit(30)
     torch.testing.assert_close(
         spherical_harmonics(u.float(), DEGREES).double(), spherical_harmonics(u, DEGREES), atol=1e-5, rtol=0
     )
+
+
+@pytest.mark.parametrize("degrees", [[1, 2, 3, 4], [4, 1], [0, 2], [3]])
+def test_module_is_the_explicit_polynomials(degrees):
+    """The module's monomial-matrix form equals the explicit harmonics, also off the unit sphere
+    (solid harmonics), is exactly zero at the zero vector for l > 0, and has the same gradient."""
+    module = SphericalHarmonics(degrees)
+    v = torch.randn(200, 3, dtype=torch.float64).requires_grad_(True)
+    y = module(v)
+    reference = spherical_harmonics(v, degrees)
+    torch.testing.assert_close(y, reference, rtol=1e-13, atol=1e-12)
+    weights = torch.randn_like(y)
+    (g,) = torch.autograd.grad((y * weights).sum(), v)
+    (g_ref,) = torch.autograd.grad((reference * weights).sum(), v)
+    torch.testing.assert_close(g, g_ref, rtol=1e-13, atol=1e-12)
+    at_zero = module(torch.zeros(1, 3, dtype=torch.float64))
+    nonzero_degree = torch.cat([torch.full((2 * l + 1,), l > 0) for l in degrees])
+    assert (at_zero[0, nonzero_degree] == 0).all()
 
 
 def test_module_attributes_and_validation():
