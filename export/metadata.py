@@ -10,6 +10,7 @@ import torch
 
 from .. import __version__
 from ..model import So3krates
+from ..runtime import plain_torchscript
 from .errors import ExportError
 
 FORMAT = "so3k-exported-model"
@@ -64,6 +65,7 @@ def load_module(path: Union[str, Path], engine: str) -> Tuple[torch.jit.ScriptMo
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"exported model {path} not found")
+    plain_torchscript()  # the module is about to run in this process
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)

@@ -14,7 +14,6 @@ from torch import Tensor, nn
 
 from . import keys
 from .model import So3krates
-from .runtime import tune_allocator
 
 
 class ForceField(nn.Module):
@@ -23,7 +22,6 @@ class ForceField(nn.Module):
     def __init__(self, model: So3krates):
         super().__init__()
         self.model = model
-        tune_allocator()
 
     def forward(
         self,

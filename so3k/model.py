@@ -5,17 +5,16 @@ and the Cartesian shift of each pair are given, so the same module serves traini
 the ASE calculator, OpenMM and LAMMPS (ghost atoms simply carry zero shifts).
 """
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from ase.data import atomic_numbers as symbol_to_number
 from torch import Tensor, nn
-from torch.nn.functional import silu
 
 from .config import ModelConfig, model_config
 from .nn.cutoff import make_cutoff
 from .nn.embedding import ElementEmbedding
-from .nn.layer import So3kratesLayer
+from .nn.layer import So3kratesLayer, chunk_pairs
 from .nn.nonlocal_attention import all_pairs
 from .nn.ops import safe_divide, safe_sqrt, scatter_sum
 from .nn.radial import make_radial_basis
@@ -24,6 +23,7 @@ from .nn.sphc import SphcInit, degree_matrix
 from .nn.spherical_harmonics import SphericalHarmonics
 
 NUM_Z = 119  # atomic numbers 0..118 in the species lookup table
+PAIR_CHUNK = 16384  # pairs per chunk of the layers' pair work (see nn.layer.PairChunks)
 
 
 class So3krates(nn.Module):
@@ -44,6 +44,7 @@ class So3krates(nn.Module):
         self.register_buffer("expand", degree_matrix(degrees).T.contiguous(), persistent=False)
         # stands in for the atom counts that only the non-local attention reads
         self.register_buffer("no_atoms", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.pair_chunk = PAIR_CHUNK
 
         self.embedding = ElementEmbedding(num_elements, config.features)
         self.radial_basis = make_radial_basis(config.radial_basis, config.num_radial, config.cutoff)
@@ -128,18 +129,12 @@ class So3krates(nn.Module):
             depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
             for t, layer in enumerate(self.layers):
                 keep = torch.nonzero(depth.index_select(0, idx_i) <= self.num_layers - 1 - t).squeeze(1)
-                sph, phi = sph_ij.index_select(0, keep), phi_ij.index_select(0, keep)
-                i, j = idx_i.index_select(0, keep), idx_j.index_select(0, keep)
-                h = radial_hidden(rbf_ij.index_select(0, keep), layer.radial_inputs())
-                x, chi = layer(x, chi, h[0], h[1], sph, phi, self.expand, i, j, sph, phi, i, j, self.no_atoms)
+                pairs = chunk_pairs(self.pair_chunk, rbf_ij.index_select(0, keep), sph_ij.index_select(0, keep),
+                                    phi_ij.index_select(0, keep), idx_i.index_select(0, keep), idx_j.index_select(0, keep))
+                x, chi = layer(x, chi, pairs, pairs, idx_i, idx_j, self.no_atoms, self.expand)
             return self.readout(x, species)
 
-        feature_inputs: List[Tuple[Tensor, Tensor]] = []
-        sphc_inputs: List[Tuple[Tensor, Tensor]] = []
-        for layer in self.layers:
-            feature_input, sphc_input = layer.radial_inputs()
-            feature_inputs.append(feature_input)
-            sphc_inputs.append(sphc_input)
+        pairs = chunk_pairs(self.pair_chunk, rbf_ij, sph_ij, phi_ij, idx_i, idx_j)
         if self.nonlocal_attention:
             if bool((shifts != 0).any()):
                 raise ValueError(
@@ -154,17 +149,12 @@ class So3krates(nn.Module):
             d_g = safe_sqrt((r_g * r_g).sum(-1))
             phi_g = self.cutoff_fn(d_g)
             sph_g = self.spherical_harmonics(safe_divide(r_g, d_g[:, None]))
-            h_f = radial_hidden(rbf_ij, feature_inputs)
-            h_s = radial_hidden(self.radial_basis(d_g) * phi_g[:, None], sphc_inputs)
+            sphc_pairs = chunk_pairs(self.pair_chunk, self.radial_basis(d_g) * phi_g[:, None], sph_g, phi_g, g_i, g_j)
             atoms_in_structure = torch.bincount(batch).index_select(0, batch)
-        else:  # the local pairs for both attentions; all radial first layers in one matmul
-            g_i, g_j, sph_g, phi_g = idx_i, idx_j, sph_ij, phi_ij
-            h = radial_hidden(rbf_ij, feature_inputs + sphc_inputs)
-            h_f, h_s = h[: self.num_layers], h[self.num_layers :]
-            atoms_in_structure = self.no_atoms
-        for t, layer in enumerate(self.layers):
-            x, chi = layer(x, chi, h_f[t], h_s[t], sph_ij, phi_ij, self.expand, idx_i, idx_j,
-                           sph_g, phi_g, g_i, g_j, atoms_in_structure)
+        else:  # the local pairs for both attentions
+            g_i, g_j, sphc_pairs, atoms_in_structure = idx_i, idx_j, pairs, self.no_atoms
+        for layer in self.layers:
+            x, chi = layer(x, chi, pairs, sphc_pairs, g_i, g_j, atoms_in_structure, self.expand)
         return self.readout(x, species)
 
     def forward(
@@ -173,14 +163,6 @@ class So3krates(nn.Module):
         """Total energy of each structure (num_graphs,) in eV; batch (N,) int64 maps atoms to structures."""
         e_i = self.atomic_energies(positions, species, idx_i, idx_j, shifts, batch, -1)
         return scatter_sum(e_i, batch, num_graphs)
-
-
-def radial_hidden(rbf: Tensor, inputs: List[Tuple[Tensor, Tensor]]) -> List[Tensor]:
-    """SiLU(rbf W_k^T + b_k) for the first radial layers (W_k, b_k) of several filters, computed
-    as one matmul (P, K) x (K, sum of widths) and split per filter."""
-    weight = torch.cat([w for w, _ in inputs], dim=0)
-    bias = torch.cat([b for _, b in inputs])
-    return silu(torch.addmm(bias, rbf, weight.t())).split([w.shape[0] for w, _ in inputs], dim=1)
 
 
 def hop_depth(idx_i: Tensor, idx_j: Tensor, num_atoms: int, n_local: int, max_hops: int) -> Tensor:

@@ -19,11 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <fstream>
 #include <string>
 
@@ -51,20 +47,6 @@ PairSo3krates::PairSo3krates(LAMMPS *lmp) :
   no_virial_fdotr_compute = 1;
   ghosts_always = false;
   single_domain = false;
-  tune_allocator();
-}
-
-// glibc serves blocks above 32 MB by mmap and unmaps them on free, so every large pair tensor
-// is zero-filled by the kernel again on every step; keeping freed memory in the heap removes
-// that system time (as so3k.runtime does in Python). SO3K_MALLOC_TUNING=0 turns it off.
-void PairSo3krates::tune_allocator()
-{
-#if defined(__GLIBC__)
-  const char *setting = std::getenv("SO3K_MALLOC_TUNING");
-  if (setting && std::string(setting) == "0") return;
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 2147483647);
-#endif
 }
 
 PairSo3krates::~PairSo3krates()
@@ -134,6 +116,12 @@ void PairSo3krates::load_model(const std::string &path)
                what, EXPORT_HINT);
   }
   module.eval();
+  // Without a fuser (none on CPU in the PyPI wheels) the profiling executor's shape
+  // specialisation and differentiable subgraphs only add work: energy + forces ran up to 1.6x
+  // slower than op by op. Ask for none (as so3k.runtime.plain_torchscript does in Python).
+  torch::jit::FusionStrategy no_specialisation = {{torch::jit::FusionBehavior::STATIC, 0},
+                                                  {torch::jit::FusionBehavior::DYNAMIC, 0}};
+  torch::jit::setFusionStrategy(no_specialisation);
   if (extra["so3k.json"].empty())
     error->all(FLERR, "pair_coeff so3krates: {} has no so3k.json metadata, so it was not made by so3k; {}", path,
                EXPORT_HINT);

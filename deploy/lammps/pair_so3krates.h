@@ -42,7 +42,6 @@ class PairSo3krates : public Pair {
 
  protected:
   void allocate();
-  static void tune_allocator();
   void load_model(const std::string &path);
   void compute_single_domain(int nlocal);
   void compute_ghost_shell(int nlocal, int ntotal);

@@ -1,16 +1,47 @@
 """One So3krates layer: feature attention and SPHC attention read the same input (x, chi),
 then the interaction block mixes the updated x and chi (paper Fig. 2)."""
 
-from typing import List, Tuple
+from typing import List, NamedTuple, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.functional import silu
 
 from .attention import FeatureAttention, SphcAttention, stack_projections
 from .filter import SphericalFilter
 from .interaction import Exchange, SelfMix
 from .nonlocal_attention import SphcNeighbourhood
 from .sphc import SphcInvariant
+
+
+class PairChunks(NamedTuple):
+    """Pair tensors cut into consecutive chunks of at most `chunk` pairs (torch.split views).
+
+    Working chunk by chunk keeps every pair-sized temporary below glibc's 32 MB mmap limit
+    (16,384 pairs x 256 hidden x 4 bytes = 16 MB), so the allocator reuses freed memory instead
+    of mapping and zero-filling fresh pages on every call (which made large systems 2x slower
+    and grew with size), and keeps the temporaries in cache. The messages are summed over the
+    chunks, so the result is that of one pass up to float rounding."""
+
+    chunk: int
+    rbf: List[Tensor]  # (C, K) radial basis times the cutoff
+    sph: List[Tensor]  # (C, M) spherical harmonics of the pair directions
+    phi: List[Tensor]  # (C,) cutoff
+    i: List[Tensor]  # (C,) centres
+    j: List[Tensor]  # (C,) neighbours
+
+
+def chunk_pairs(chunk: int, rbf: Tensor, sph: Tensor, phi: Tensor, i: Tensor, j: Tensor) -> PairChunks:
+    # split, not slicing: the backward of a split is one concatenation, that of each slice a full-size copy
+    return PairChunks(chunk, rbf.split(chunk), sph.split(chunk), phi.split(chunk), i.split(chunk), j.split(chunk))
+
+
+def radial_hidden(rbf: Tensor, inputs: List[Tuple[Tensor, Tensor]]) -> List[Tensor]:
+    """SiLU(rbf W_k^T + b_k) for the first radial layers (W_k, b_k) of one or more filters,
+    computed as one matmul (C, K) x (K, sum of widths) and split per filter."""
+    weight = torch.cat([w for w, _ in inputs], dim=0)
+    bias = torch.cat([b for _, b in inputs])
+    return silu(torch.addmm(bias, rbf, weight.t())).split([w.shape[0] for w, _ in inputs], dim=1)
 
 
 class So3kratesLayer(nn.Module):
@@ -53,35 +84,40 @@ class So3kratesLayer(nn.Module):
         self,
         x: Tensor,
         chi: Tensor,
-        h_ij: Tensor,
-        h_g: Tensor,
-        sph_ij: Tensor,
-        phi_ij: Tensor,
-        expand: Tensor,
-        idx_i: Tensor,
-        idx_j: Tensor,
-        sph_g: Tensor,
-        phi_g: Tensor,
+        pairs: PairChunks,
+        sphc_pairs: PairChunks,
         g_i: Tensor,
         g_j: Tensor,
         atoms_in_structure: Tensor,
+        expand: Tensor,
     ) -> Tuple[Tensor, Tensor]:
-        """x (N, F), chi (N, M); h_ij (P, hidden) the feature filter's radial hidden activations
-        on rbf_ij, h_g (Q, hidden) the SPHC filter's on rbf_g; sph_ij (P, M), phi_ij (P,).
+        """x (N, F), chi (N, M); pairs: the local pairs in chunks (rbf already times phi).
 
-        The SPHC attention runs over the pairs g (h_g, sph_g, phi_g, g_i, g_j): the local pairs
-        again for a local model, all pairs of each structure for a non-local one, which then
-        weights them by phi(d) + psi (SphcNeighbourhood)."""
+        The SPHC attention runs over sphc_pairs: the local pairs again for a local model, all
+        pairs of each structure (g_i, g_j, unchunked) for a non-local one, which then weights
+        them by phi(d) + psi (SphcNeighbourhood). Pair work is done chunk by chunk, summing
+        each chunk's messages (see PairChunks)."""
         # the five projections of both attentions in one matmul
         weight, bias = stack_projections(self.feature_attention.projections() + self.sphc_attention.projections())
         q, k, v, q_s, k_s = torch.addmm(bias, x, weight).split(self.features, dim=1)
-        s_ij = self.invariant(chi.index_select(0, idx_j) - chi.index_select(0, idx_i))
-        dx = self.feature_attention(q, k, v, self.feature_filter(h_ij, s_ij), phi_ij, idx_i, idx_j)
+        inputs = self.radial_inputs()
+        dx = torch.zeros_like(x)
+        dchi = torch.zeros_like(chi)
+        for c in range(len(pairs.i)):
+            i, j = pairs.i[c], pairs.j[c]
+            s_ij = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
+            if self.nonlocal_attention:
+                h_f = radial_hidden(pairs.rbf[c], inputs[:1])[0]
+            else:  # both filters' first layers in one matmul
+                h_f, h_s = radial_hidden(pairs.rbf[c], inputs)
+                w_s = self.sphc_filter(h_s, s_ij)
+                dchi = dchi + self.sphc_attention(q_s, k_s, w_s, pairs.phi[c], pairs.sph[c], expand, i, j)
+            dx = dx + self.feature_attention(q, k, v, self.feature_filter(h_f, s_ij), pairs.phi[c], i, j)
         if self.nonlocal_attention:
-            s_g = self.invariant(chi.index_select(0, g_j) - chi.index_select(0, g_i))
-            weight_g = phi_g + self.neighbourhood(chi, g_i, g_j, atoms_in_structure)
-        else:
-            s_g = s_ij
-            weight_g = phi_g
-        dchi = self.sphc_attention(q_s, k_s, self.sphc_filter(h_g, s_g), weight_g, sph_g, expand, g_i, g_j)
+            psi = self.neighbourhood(chi, g_i, g_j, atoms_in_structure).split(sphc_pairs.chunk)
+            for c in range(len(sphc_pairs.i)):
+                i, j = sphc_pairs.i[c], sphc_pairs.j[c]
+                s_g = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
+                w_g = self.sphc_filter(radial_hidden(sphc_pairs.rbf[c], inputs[1:])[0], s_g)
+                dchi = dchi + self.sphc_attention(q_s, k_s, w_g, sphc_pairs.phi[c] + psi[c], sphc_pairs.sph[c], expand, i, j)
         return self.interaction(x + dx, chi + dchi, expand)
