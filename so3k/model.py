@@ -16,7 +16,7 @@ from .nn.cutoff import make_cutoff
 from .nn.embedding import ElementEmbedding
 from .nn.layer import So3kratesLayer, chunk_pairs
 from .nn.nonlocal_attention import all_pairs
-from .nn.ops import safe_divide, safe_sqrt, scatter_sum
+from .nn.ops import flush_tiny, safe_divide, safe_sqrt, scatter_sum
 from .nn.radial import make_radial_basis
 from .nn.readout import EnergyReadout
 from .nn.sphc import SphcInit, degree_matrix
@@ -118,23 +118,25 @@ class So3krates(nn.Module):
         d_ij = safe_sqrt((r_ij * r_ij).sum(-1))
         u_ij = safe_divide(r_ij, d_ij[:, None])
         phi_ij = self.cutoff_fn(d_ij)
-        rbf_ij = self.radial_basis(d_ij) * phi_ij[:, None]
+        rbf_ij = flush_tiny(self.radial_basis(d_ij) * phi_ij[:, None])
         sph_ij = self.spherical_harmonics(u_ij)
 
         x = self.embedding(species)
         chi = self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
+        # chunks bound the size of temporaries for glibc's sake; CUDA's caching allocator needs none
+        chunk = self.pair_chunk if positions.device.type == "cpu" else 1 << 62
         if n_local >= 0:
             if self.nonlocal_attention:
                 raise ValueError("a non-local model sees whole structures: it cannot be split into owned and ghost atoms")
             depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
             for t, layer in enumerate(self.layers):
                 keep = torch.nonzero(depth.index_select(0, idx_i) <= self.num_layers - 1 - t).squeeze(1)
-                pairs = chunk_pairs(self.pair_chunk, rbf_ij.index_select(0, keep), sph_ij.index_select(0, keep),
+                pairs = chunk_pairs(chunk, rbf_ij.index_select(0, keep), sph_ij.index_select(0, keep),
                                     phi_ij.index_select(0, keep), idx_i.index_select(0, keep), idx_j.index_select(0, keep))
                 x, chi = layer(x, chi, pairs, pairs, idx_i, idx_j, self.no_atoms, self.expand)
             return self.readout(x, species)
 
-        pairs = chunk_pairs(self.pair_chunk, rbf_ij, sph_ij, phi_ij, idx_i, idx_j)
+        pairs = chunk_pairs(chunk, rbf_ij, sph_ij, phi_ij, idx_i, idx_j)
         if self.nonlocal_attention:
             if bool((shifts != 0).any()):
                 raise ValueError(
@@ -149,7 +151,8 @@ class So3krates(nn.Module):
             d_g = safe_sqrt((r_g * r_g).sum(-1))
             phi_g = self.cutoff_fn(d_g)
             sph_g = self.spherical_harmonics(safe_divide(r_g, d_g[:, None]))
-            sphc_pairs = chunk_pairs(self.pair_chunk, self.radial_basis(d_g) * phi_g[:, None], sph_g, phi_g, g_i, g_j)
+            rbf_g = flush_tiny(self.radial_basis(d_g) * phi_g[:, None])
+            sphc_pairs = chunk_pairs(chunk, rbf_g, sph_g, phi_g, g_i, g_j)
             atoms_in_structure = torch.bincount(batch).index_select(0, batch)
         else:  # the local pairs for both attentions
             g_i, g_j, sphc_pairs, atoms_in_structure = idx_i, idx_j, pairs, self.no_atoms

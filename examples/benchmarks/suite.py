@@ -15,9 +15,10 @@ from these medians. Cases:
   train-aspirin5: one training step on 5 aspirin frames (energy + forces, MSE loss, Adam);
   scaling: so3k euclidean2024 on water boxes of 96 to 12,000 atoms, pair list included;
   engines: the exported model's OpenMM step and LAMMPS step beside the eager call.
-The 1-minute load average is checked before every round: above --max-load the suite stops
-without reporting (a busy machine makes every ratio meaningless); --force reports anyway and
-marks the tables. Writes <out>/suite.{md,json} and suite-{speed,scaling}.png.
+Before every round and after the last, the suite measures how busy the machine is while it is
+idle itself (cores' worth of CPU used by other processes over 3 s, from /proc/stat): above
+--max-busy it stops without reporting (a busy machine makes every ratio meaningless); --force
+reports anyway and marks the tables. The 1-minute load average is recorded too. Writes <out>/suite.{md,json} and suite-{speed,scaling}.png.
 """
 
 import argparse
@@ -46,6 +47,21 @@ within 1.15x and LAMMPS step within 1.25x of the eager call."""
 
 def load_average():
     return os.getloadavg()[0]
+
+
+def busy_cores(seconds=3.0):
+    """Cores' worth of CPU time used by other processes over a few seconds while the suite
+    itself is idle (from /proc/stat): unlike the load average, not inflated by our own runs."""
+
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields[:8]), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return (1.0 - (idle1 - idle0) / max(total1 - total0, 1)) * os.cpu_count()
 
 
 def write_structures(folder):
@@ -151,8 +167,9 @@ def tables(results, args, loads):
     out = []
     warn = " (BUSY MACHINE: forced report, do not trust the ratios)" if args.busy else ""
     out.append(f"# so3k speed suite{warn}\n")
-    out.append(f"{args.threads} threads per process, {args.rounds} interleaved rounds; 1-minute load average "
-               f"before the rounds: {', '.join(f'{x:.2f}' for x in loads)}. torch {torch_version()}.\n")
+    out.append(f"{args.threads} threads per process, {args.rounds} interleaved rounds, torch {torch_version()}. "
+               "Machine checks (cores used by other processes; 1-minute load average): "
+               + "; ".join(f"{when}: {busy:.2f}, {load:.2f}" for when, busy, load in loads) + ".\n")
     models = [f"so3k {p}" for p in SO3K] + list(args.peers)
     for dtype in (["float32"] if args.quick else ["float32", "float64"]):
         out.append(f"\n## Energy + forces per call, and one training step ({dtype}; ms, median)\n")
@@ -270,7 +287,7 @@ def main():
     parser.add_argument("--full", action="store_true", help="also MACE medium on the 1,536-atom box")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-engines", action="store_true", help="skip the OpenMM and LAMMPS rows")
-    parser.add_argument("--max-load", type=float, default=0.7, help="refuse to report above this 1-minute load average")
+    parser.add_argument("--max-busy", type=float, default=0.25, help="refuse to report when other processes use more cores than this")
     parser.add_argument("--force", action="store_true", help="report even when the machine is busy (marked)")
     args = parser.parse_args()
     if args.quick:
@@ -286,27 +303,31 @@ def main():
     if not args.no_engines:
         from so3k.lammps import build, plugin_status
 
-        if plugin_status()[0] != "ok":
+        if plugin_status() != "ok":
             print("building the LAMMPS plugin ...", file=sys.stderr, flush=True)
             build()
     write_structures(args.out / "structures")
 
     jobs = plan(args)
     records, loads = {}, []
-    for r in range(args.rounds):
-        load = load_average()
-        loads.append(load)
-        if load > args.max_load:
+
+    def check(when):
+        busy = busy_cores()
+        loads.append((when, round(busy, 2), round(load_average(), 2)))
+        if busy > args.max_busy:
             if not args.force:
                 raise SystemExit(
-                    f"the machine is busy (1-minute load average {load:.2f} > {args.max_load}): no report. "
-                    "Stop other work and rerun, or pass --force to report anyway (marked as unreliable)."
+                    f"the machine is busy {when}: other processes use {busy:.2f} cores (limit {args.max_busy}): "
+                    "no report. Stop other work and rerun, or pass --force to report anyway (marked as unreliable)."
                 )
             args.busy = True
+
+    for r in range(args.rounds):
+        check(f"before round {r + 1}")
         for k, (key, command) in enumerate(jobs):
             print(f"round {r + 1}/{args.rounds}  {k + 1}/{len(jobs)}  {' '.join(key)}", file=sys.stderr, flush=True)
             records.setdefault(key, []).append(child(command, timeout=1800))
-    loads.append(load_average())
+    check("after the last round")
     results = summarise(records)
     text = tables(results, args, loads)
     print(text)
