@@ -1,7 +1,7 @@
 """The speed suite: so3k beside so3krates-torch, MACE and NequIP, one command.
 
-    python examples/benchmarks/suite.py                 # about 10 minutes on 2 quiet cores
-    python examples/benchmarks/suite.py --quick         # fewer rounds and repeats, no float64
+    python examples/benchmarks/suite.py                 # about 20 minutes on 2 quiet cores
+    python examples/benchmarks/suite.py --quick         # one round, fewer repeats, no float64: 10 minutes
     python examples/benchmarks/suite.py --no-peers      # so3k only (no peer environments)
 
 Every measurement runs in a fresh child process (so3k_cases.py for so3k, peer_models.py inside a
@@ -9,7 +9,7 @@ peer's own virtual environment, created on first use by peer_env.py), one case a
 with --threads threads, float32 unless stated, random weights, r_c = 5 Å. The cases are run in
 rounds, each round visiting every (model, case) once, so slow drifts of the machine hit all
 models alike; a case's time is the median over rounds of each child's median. Ratios are formed
-from these medians. Cases:
+from these medians. The so3k-only series (scaling, engines) run once, after the rounds. Cases:
   aspirin (21 atoms), water-192, water-1536 (boxes at 1 g/cm^3): one energy + forces call,
       pair list built outside the timed call (as the peers are timed);
   train-aspirin5: one training step on 5 aspirin frames (energy + forces, MSE loss, Adam);
@@ -105,7 +105,8 @@ def child(command, timeout):
 
 
 def plan(args):
-    """[(key, command)] of one round, in a fixed interleaved order."""
+    """[(key, command)] of one round, in a fixed interleaved order, and [(key, command)] run once
+    after the rounds (so3k only: the scaling series and the engines beside the eager call)."""
     structures = ["--structures", str(args.out / "structures"), "--threads", str(args.threads)]
     ours = [sys.executable, str(HERE / "so3k_cases.py")]
     jobs = []
@@ -127,19 +128,21 @@ def plan(args):
                 jobs.append(((peer, "train" if train else "eager", case, dtype),
                              [str(python), str(HERE / "peer_models.py"), "--model", peer, "--case", case, "--dtype", dtype]
                              + structures + reps))
+    once = []
     for n in SCALING:
-        reps = ["--warmup", "1", "--repeats", "3" if n <= 16 else "1"]
-        jobs.append((("so3k euclidean2024", "scaling", f"water-{96 * n}", "float32"),
+        # two untimed calls: the first touches all the memory a call needs (18 GB at 12,000 atoms)
+        reps = ["--warmup", "2" if n <= 16 else "1", "--repeats", "3" if n <= 16 else "2"]
+        once.append((("so3k euclidean2024", "scaling", f"water-{96 * n}", "float32"),
                      ours + ["--mode", "eager", "--with-pairs", "--case", f"water-{96 * n}"] + structures + reps))
     if not args.no_engines:
         for case in ("aspirin", "water-1536"):
             steps = ["--warmup", "5", "--repeats", "20" if case == "aspirin" else "3"]
             for mode in ("openmm", "lammps"):
-                jobs.append((("so3k euclidean2024", mode, case, "float32"),
+                once.append((("so3k euclidean2024", mode, case, "float32"),
                              ours + ["--mode", mode, "--case", case] + structures + steps))
-            jobs.append((("so3k euclidean2024", "eager+pairs", case, "float32"),
+            once.append((("so3k euclidean2024", "eager+pairs", case, "float32"),
                          ours + ["--mode", "eager", "--with-pairs", "--case", case] + structures + steps))
-    return jobs
+    return jobs, once
 
 
 def summarise(records):
@@ -187,8 +190,7 @@ def tables(results, args, loads):
                     else:
                         cells.append("failed" if "error" in row else "")
                 path = "Python" if mode == "eager" else "TorchScript (exported)"
-                if model.startswith("so3k") or mode == "eager":
-                    out.append(f"| {model} | {path} | {params} | " + " | ".join(cells) + f" | {rss:.0f} |")
+                out.append(f"| {model} | {path} | {params} | " + " | ".join(cells) + f" | {rss:.0f} |")
     out.append("\n## Speed-up of so3k euclidean2024 (float32; peer time / so3k time)\n")
     out.append("| against | aspirin (eager / exported) | water-192 | water-1536 | train-aspirin5 |")
     out.append("|---|---:|---:|---:|---:|")
@@ -281,9 +283,9 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
     parser.add_argument("--envs", type=Path, default=None, help="where the peer venvs live (default <out>/peer-envs)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="2 rounds, float32 only")
+    parser.add_argument("--quick", action="store_true", help="1 round, float32 only")
     parser.add_argument("--full", action="store_true", help="also MACE medium on the 1,536-atom box")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-engines", action="store_true", help="skip the OpenMM and LAMMPS rows")
@@ -291,7 +293,7 @@ def main():
     parser.add_argument("--force", action="store_true", help="report even when the machine is busy (marked)")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.repeats = 2, 5
+        args.rounds, args.repeats = 1, 5
     args.out.mkdir(parents=True, exist_ok=True)
     args.busy = False
 
@@ -308,7 +310,7 @@ def main():
             build()
     write_structures(args.out / "structures")
 
-    jobs = plan(args)
+    jobs, once = plan(args)
     records, loads = {}, []
 
     def check(when):
@@ -327,7 +329,11 @@ def main():
         for k, (key, command) in enumerate(jobs):
             print(f"round {r + 1}/{args.rounds}  {k + 1}/{len(jobs)}  {' '.join(key)}", file=sys.stderr, flush=True)
             records.setdefault(key, []).append(child(command, timeout=1800))
-    check("after the last round")
+    check("before the scaling series and engines")
+    for k, (key, command) in enumerate(once):
+        print(f"once  {k + 1}/{len(once)}  {' '.join(key)}", file=sys.stderr, flush=True)
+        records.setdefault(key, []).append(child(command, timeout=1800))
+    check("at the end")
     results = summarise(records)
     text = tables(results, args, loads)
     print(text)
