@@ -89,7 +89,7 @@ def repeat_shape(n):
         for b in range(1, n // a + 1):
             if n % (a * b) == 0:
                 c = n // (a * b)
-                if max(a, b, c) < max(best):
+                if (max(a, b, c), a + b + c) < (max(best), sum(best)):
                     best = (a, b, c)
     return best
 

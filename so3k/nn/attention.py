@@ -8,7 +8,6 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .ops import scatter_sum
 
 
 class BlockLinear(nn.Module):
@@ -73,15 +72,15 @@ class FeatureAttention(nn.Module):
     def forward(
         self, q: Tensor, k: Tensor, v: Tensor, w_ij: Tensor, phi_ij: Tensor, idx_i: Tensor, idx_j: Tensor
     ) -> Tensor:
-        """q, k, v (N, F): Q x, K x, V x; w_ij (P, F), phi_ij (P,) -> update dx (N, F)."""
+        """q, k, v (N, F): Q x, K x, V x; w_ij (P, F), phi_ij (P,) -> messages (P, F); the
+        update dx_i is their sum over the pairs of centre i."""
         num_pairs = w_ij.shape[0]
         q_i = q.index_select(0, idx_i)  # index_select, not q[idx_i]: its backward is a fast index_add
         k_j = k.index_select(0, idx_j)
         v_j = v.index_select(0, idx_j).reshape(num_pairs, self.heads, self.head_dim)
         alpha = (q_i * w_ij * k_j).reshape(num_pairs, self.heads, self.head_dim).sum(-1)
         alpha = alpha * (phi_ij * self.inv_sqrt_dim)[:, None]
-        messages = (alpha[:, :, None] * v_j).reshape(num_pairs, self.heads * self.head_dim)
-        return scatter_sum(messages, idx_i, q.shape[0])
+        return (alpha[:, :, None] * v_j).reshape(num_pairs, self.heads * self.head_dim)
 
 
 class SphcAttention(nn.Module):
@@ -106,10 +105,10 @@ class SphcAttention(nn.Module):
         self, q: Tensor, k: Tensor, w_ij: Tensor, phi_ij: Tensor, sph_ij: Tensor, expand: Tensor, idx_i: Tensor, idx_j: Tensor
     ) -> Tensor:
         """q, k (N, F): Q x, K x; w_ij (P, F), phi_ij (P,) pair weights, sph_ij (P, M), expand (|L|, M) 0/1
-        -> update dchi (N, M)."""
+        -> messages (P, M); the update dchi_i is their sum over the pairs of centre i."""
         num_pairs = w_ij.shape[0]
         q_i = q.index_select(0, idx_i)
         k_j = k.index_select(0, idx_j)
         alpha = (q_i * w_ij * k_j).reshape(num_pairs, self.num_degrees, self.head_dim).sum(-1)
         alpha = alpha * (phi_ij * self.inv_sqrt_dim)[:, None]
-        return scatter_sum((alpha @ expand) * sph_ij, idx_i, q.shape[0])
+        return (alpha @ expand) * sph_ij

@@ -95,8 +95,9 @@ class So3kratesLayer(nn.Module):
 
         The SPHC attention runs over sphc_pairs: the local pairs again for a local model, all
         pairs of each structure (g_i, g_j, unchunked) for a non-local one, which then weights
-        them by phi(d) + psi (SphcNeighbourhood). Pair work is done chunk by chunk, summing
-        each chunk's messages (see PairChunks)."""
+        them by phi(d) + psi (SphcNeighbourhood). Pair work is done chunk by chunk, each chunk's
+        messages added in place into one (N, .) sum: a new sum per chunk would cost O(N) per
+        chunk, O(N^2) per call (see PairChunks)."""
         # the five projections of both attentions in one matmul
         weight, bias = stack_projections(self.feature_attention.projections() + self.sphc_attention.projections())
         q, k, v, q_s, k_s = torch.addmm(bias, x, weight).split(self.features, dim=1)
@@ -111,13 +112,13 @@ class So3kratesLayer(nn.Module):
             else:  # both filters' first layers in one matmul
                 h_f, h_s = radial_hidden(pairs.rbf[c], inputs)
                 w_s = self.sphc_filter(h_s, s_ij)
-                dchi = dchi + self.sphc_attention(q_s, k_s, w_s, pairs.phi[c], pairs.sph[c], expand, i, j)
-            dx = dx + self.feature_attention(q, k, v, self.feature_filter(h_f, s_ij), pairs.phi[c], i, j)
+                dchi.index_add_(0, i, self.sphc_attention(q_s, k_s, w_s, pairs.phi[c], pairs.sph[c], expand, i, j))
+            dx.index_add_(0, i, self.feature_attention(q, k, v, self.feature_filter(h_f, s_ij), pairs.phi[c], i, j))
         if self.nonlocal_attention:
             psi = self.neighbourhood(chi, g_i, g_j, atoms_in_structure).split(sphc_pairs.chunk)
             for c in range(len(sphc_pairs.i)):
                 i, j = sphc_pairs.i[c], sphc_pairs.j[c]
                 s_g = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
                 w_g = self.sphc_filter(radial_hidden(sphc_pairs.rbf[c], inputs[1:])[0], s_g)
-                dchi = dchi + self.sphc_attention(q_s, k_s, w_g, sphc_pairs.phi[c] + psi[c], sphc_pairs.sph[c], expand, i, j)
+                dchi.index_add_(0, i, self.sphc_attention(q_s, k_s, w_g, sphc_pairs.phi[c] + psi[c], sphc_pairs.sph[c], expand, i, j))
         return self.interaction(x + dx, chi + dchi, expand)

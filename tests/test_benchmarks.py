@@ -1,0 +1,48 @@
+"""The speed suite's own parts: structure shapes, the busy-machine refusal, one so3k case."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "examples" / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import suite  # noqa: E402
+
+
+def test_repeat_shapes_are_near_cubic():
+    assert suite.repeat_shape(125) == (5, 5, 5)
+    assert sorted(suite.repeat_shape(16)) == [2, 2, 4]
+    assert suite.repeat_shape(1) == (1, 1, 1)
+
+
+def test_busy_cores_is_a_fraction_of_the_machine():
+    import os
+
+    busy = suite.busy_cores(seconds=0.5)
+    assert 0.0 <= busy <= os.cpu_count()
+
+
+def test_suite_refuses_to_report_on_a_busy_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["suite.py", "--no-peers", "--no-engines", "--out", str(tmp_path), "--max-busy", "-1"])
+    with pytest.raises(SystemExit, match="busy .*no report"):
+        suite.main()
+    assert not (tmp_path / "suite.md").exists()
+    assert len(ase.io.read(tmp_path / "structures" / "water-12000.extxyz")) == 12000
+
+
+def test_one_so3k_case_prints_its_measurement(tmp_path):
+    from so3k.data.molecules import load_molecule
+
+    ase.io.write(tmp_path / "aspirin.extxyz", load_molecule("aspirin"))
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "so3k_cases.py"), "--case", "aspirin", "--structures", str(tmp_path),
+         "--warmup", "1", "--repeats", "2", "--threads", "1"],
+        capture_output=True, text=True, check=True,
+    )
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["atoms"] == 21 and row["params"] == 283_773 and row["ms"] > 0 and row["pairs"] > 0
