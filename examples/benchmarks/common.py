@@ -41,12 +41,17 @@ def eager_ms(model, atoms, warmup, repeats):
         graph = build_graph([atoms], model.config.elements, model.cutoff, torch.float32)
         force_field(**graph.inputs())
 
+    return median_ms(call, warmup, repeats)
+
+
+def median_ms(step, warmup, repeats):
+    """Median ms of step() over `repeats` calls after `warmup` untimed ones."""
     for _ in range(warmup):
-        call()
+        step()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        call()
+        step()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
 

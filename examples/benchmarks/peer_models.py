@@ -21,9 +21,7 @@ import ast
 import contextlib
 import json
 import resource
-import statistics
 import sys
-import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,6 +29,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import torch
+from common import median_ms  # torch only: importable in a peer's venv
 
 CUTOFF = 5.0
 SEED = 0
@@ -148,17 +147,6 @@ def references(frames, dtype):
         energies.append(calc.results["energy"] if has else 0.0)
         forces.append(calc.results["forces"] if has else np.zeros((len(atoms), 3)))
     return torch.tensor(energies, dtype=dtype), torch.tensor(np.concatenate(forces), dtype=dtype)
-
-
-def median_ms(step, warmup, repeats):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def run(args):

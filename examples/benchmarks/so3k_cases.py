@@ -17,27 +17,17 @@ Random weights (seed 0); the readout is scaled down so that MD steps stay stable
 import argparse
 import json
 import resource
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ase.io
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-
-def median_ms(step, warmup, repeats):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+from common import median_ms  # noqa: E402
 
 
 def build(preset, frames, dtype):
@@ -93,34 +83,27 @@ def run(args):
         def step():
             force_field(**(graph().inputs() if args.with_pairs else inputs))["forces"]
 
-    elif args.mode == "openmm":
-        sys.path.insert(0, str(HERE))
-        from common import openmm_step_ms
-        from so3k.export import export_model
-
-        atoms = frames[0]
-        if not atoms.pbc.any():
-            atoms.center(vacuum=5.0)
-        with tempfile.TemporaryDirectory() as folder:
-            path = export_model(model, Path(folder) / "model.pt", engine="openmm", dtype=args.dtype)
-            ms = openmm_step_ms(path, atoms, "CPU", args.warmup, args.repeats)
-        return result(args, params, ms, frames, pairs)
-    elif args.mode == "lammps":
-        sys.path.insert(0, str(HERE))
-        from lammps_speed import lammps_step
-        from so3k.export import export_model
-
-        atoms = frames[0]
-        if not atoms.pbc.any():
-            atoms.center(vacuum=5.0)
-        with tempfile.TemporaryDirectory() as folder:
-            export_model(model, Path(folder) / "model.pt", engine="lammps", dtype=args.dtype)
-            types = sorted(set(atoms.get_chemical_symbols()))
-            ms, _ = lammps_step(Path(folder), atoms, types, "", 1, args.threads, args.warmup, args.repeats)
-        return result(args, params, ms, frames, pairs)
+    elif args.mode in ("openmm", "lammps"):
+        return result(args, params, engine_step_ms(args, model, frames[0]), frames, pairs)
     else:
         raise ValueError(args.mode)
     return result(args, params, median_ms(step, args.warmup, args.repeats), frames, pairs)
+
+
+def engine_step_ms(args, model, atoms):
+    """ms per MD step of the exported model in OpenMM (CPU platform) or LAMMPS (1 rank)."""
+    from common import openmm_step_ms
+    from lammps_speed import lammps_step
+    from so3k.export import export_model
+
+    if not atoms.pbc.any():
+        atoms.center(vacuum=5.0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_model(model, Path(folder) / "model.pt", engine=args.mode, dtype=args.dtype)
+        if args.mode == "openmm":
+            return openmm_step_ms(path, atoms, "CPU", args.warmup, args.repeats)
+        types = sorted(set(atoms.get_chemical_symbols()))
+        return lammps_step(Path(folder), atoms, types, "", 1, args.threads, args.warmup, args.repeats)[0]
 
 
 def np_forces(frames):
