@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from ..model import So3krates
 from ..neighbors import neighbor_list
-from ..runtime import plain_torchscript
 from ..units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from .metadata import ExportError, build_metadata, load_module, save_module
 
@@ -153,7 +152,6 @@ def create_force(
     import openmmtorch  # after torch (imported above): openmmtorch needs torch's libraries loaded
 
     module, meta = load_module(model_path, "openmm")
-    plain_torchscript()  # OpenMM runs the module in this process
     numbers = _atomic_numbers(topology_or_atomic_numbers)
     if periodic is None:
         periodic = hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors") and (

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 class BlockLinear(nn.Module):
     """A linear map that acts separately on `blocks` equal slices of the feature vector
     (block-diagonal weight): (N, blocks * width) -> (N, blocks * width)."""

@@ -36,12 +36,23 @@ def chunk_pairs(chunk: int, rbf: Tensor, sph: Tensor, phi: Tensor, i: Tensor, j:
     return PairChunks(chunk, rbf.split(chunk), sph.split(chunk), phi.split(chunk), i.split(chunk), j.split(chunk))
 
 
-def radial_hidden(rbf: Tensor, inputs: List[Tuple[Tensor, Tensor]]) -> List[Tensor]:
-    """SiLU(rbf W_k^T + b_k) for the first radial layers (W_k, b_k) of one or more filters,
-    computed as one matmul (C, K) x (K, sum of widths) and split per filter."""
+class RadialFirstLayers(NamedTuple):
+    """The first radial layers (W_k, b_k) of one or more filters side by side, stacked once per
+    layer call so that each pair chunk applies them all in one matmul."""
+
+    weight_t: Tensor  # (K, sum of widths)
+    bias: Tensor  # (sum of widths,)
+    widths: List[int]
+
+
+def stack_radial(inputs: List[Tuple[Tensor, Tensor]]) -> RadialFirstLayers:
     weight = torch.cat([w for w, _ in inputs], dim=0)
-    bias = torch.cat([b for _, b in inputs])
-    return silu(torch.addmm(bias, rbf, weight.t())).split([w.shape[0] for w, _ in inputs], dim=1)
+    return RadialFirstLayers(weight.t(), torch.cat([b for _, b in inputs]), [w.shape[0] for w, _ in inputs])
+
+
+def radial_hidden(rbf: Tensor, first: RadialFirstLayers) -> List[Tensor]:
+    """SiLU(rbf W_k^T + b_k) per filter k: one (C, K) x (K, sum of widths) matmul, split."""
+    return silu(torch.addmm(first.bias, rbf, first.weight_t)).split(first.widths, dim=1)
 
 
 class So3kratesLayer(nn.Module):
@@ -76,9 +87,9 @@ class So3kratesLayer(nn.Module):
         else:
             raise ValueError(f"unknown interaction {interaction!r}; choose 'selfmix' or 'exchange'")
 
-    def radial_inputs(self) -> List[Tuple[Tensor, Tensor]]:
+    def radial_inputs(self) -> Tuple[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor]]:
         """First radial layers of the feature and the SPHC filter (see SphericalFilter.radial_input)."""
-        return [self.feature_filter.radial_input(), self.sphc_filter.radial_input()]
+        return self.feature_filter.radial_input(), self.sphc_filter.radial_input()
 
     def forward(
         self,
@@ -101,24 +112,25 @@ class So3kratesLayer(nn.Module):
         # the five projections of both attentions in one matmul
         weight, bias = stack_projections(self.feature_attention.projections() + self.sphc_attention.projections())
         q, k, v, q_s, k_s = torch.addmm(bias, x, weight).split(self.features, dim=1)
-        inputs = self.radial_inputs()
+        feature_input, sphc_input = self.radial_inputs()
+        # both filters' first layers in one matmul, unless the SPHC filter reads other pairs
+        local_first = stack_radial([feature_input] if self.nonlocal_attention else [feature_input, sphc_input])
         dx = torch.zeros_like(x)
         dchi = torch.zeros_like(chi)
         for c in range(len(pairs.i)):
             i, j = pairs.i[c], pairs.j[c]
             s_ij = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
-            if self.nonlocal_attention:
-                h_f = radial_hidden(pairs.rbf[c], inputs[:1])[0]
-            else:  # both filters' first layers in one matmul
-                h_f, h_s = radial_hidden(pairs.rbf[c], inputs)
-                w_s = self.sphc_filter(h_s, s_ij)
+            h = radial_hidden(pairs.rbf[c], local_first)
+            if not self.nonlocal_attention:
+                w_s = self.sphc_filter(h[1], s_ij)
                 dchi.index_add_(0, i, self.sphc_attention(q_s, k_s, w_s, pairs.phi[c], pairs.sph[c], expand, i, j))
-            dx.index_add_(0, i, self.feature_attention(q, k, v, self.feature_filter(h_f, s_ij), pairs.phi[c], i, j))
+            dx.index_add_(0, i, self.feature_attention(q, k, v, self.feature_filter(h[0], s_ij), pairs.phi[c], i, j))
         if self.nonlocal_attention:
             psi = self.neighbourhood(chi, g_i, g_j, atoms_in_structure).split(sphc_pairs.chunk)
+            sphc_first = stack_radial([sphc_input])
             for c in range(len(sphc_pairs.i)):
                 i, j = sphc_pairs.i[c], sphc_pairs.j[c]
                 s_g = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
-                w_g = self.sphc_filter(radial_hidden(sphc_pairs.rbf[c], inputs[1:])[0], s_g)
+                w_g = self.sphc_filter(radial_hidden(sphc_pairs.rbf[c], sphc_first)[0], s_g)
                 dchi.index_add_(0, i, self.sphc_attention(q_s, k_s, w_g, sphc_pairs.phi[c] + psi[c], sphc_pairs.sph[c], expand, i, j))
         return self.interaction(x + dx, chi + dchi, expand)
