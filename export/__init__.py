@@ -12,7 +12,7 @@ version, versions, model config, cutoff, layers, elements, units, dtype, weights
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
-from .errors import ExportError
+from so3k.errors import ExportError
 
 # torch is imported inside the functions: OpenMM-ML imports every registered plugin (ours is
 # so3k.export.openmmml) whenever it is imported itself, and that must stay cheap.
@@ -21,27 +21,31 @@ DTYPES = ("float32", "float64")
 
 
 def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dtype: str = "float32", outputs_forces: bool = False) -> Path:
-    """Export a checkpoint (path; its EMA weights) or a So3krates model to `path` for `engine`."""
+    """Export a checkpoint (path; its EMA weights) or a So3krates model to `path` for `engine`.
+    outputs_forces (OpenMM only): the module returns (energy, forces) for
+    TorchForce.setOutputsForces(True)."""
     import torch
 
-    from ..model import So3krates
-    from ..train.checkpoint import model_from_checkpoint
+    from so3k.checkpoint import inference_model
 
     if engine not in ENGINES:
         raise ExportError(f"unknown engine {engine!r}; this so3k exports for {', '.join(ENGINES)}")
     if dtype not in DTYPES:
         raise ExportError(f"dtype must be float32 or float64, got {dtype!r}")
-    model = source if isinstance(source, So3krates) else model_from_checkpoint(source)
-    import copy
-
-    model = copy.deepcopy(model)  # exporting freezes the weights; the caller's model stays trainable
+    if outputs_forces and engine != "openmm":
+        raise ExportError(
+            f"--outputs-forces is an OpenMM option; the {engine} module always returns energy and forces: drop it"
+        )
+    if isinstance(source, (str, Path)) and Path(source).resolve() == Path(path).resolve():
+        raise ExportError(f"the output {path} is the checkpoint itself: give another file name with -o")
+    model = inference_model(source, getattr(torch, dtype))  # a frozen copy; the caller's model stays trainable
     if engine == "lammps":
         from .lammps import export_lammps
 
-        return export_lammps(model, path, getattr(torch, dtype))
+        return export_lammps(model, path)
     from .openmm import export_openmm
 
-    return export_openmm(model, path, getattr(torch, dtype), outputs_forces=outputs_forces)
+    return export_openmm(model, path, outputs_forces=outputs_forces)
 
 
 def load_exported(path: Union[str, Path], engine: str = "openmm") -> Tuple[Any, Dict[str, Any]]:

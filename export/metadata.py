@@ -8,10 +8,10 @@ from typing import Any, Dict, Tuple, Union
 
 import torch
 
-from .. import __version__
-from ..model import So3krates
-from ..runtime import plain_torchscript
-from .errors import ExportError
+from so3k import __version__
+from so3k.errors import ExportError, MissingFileError
+from so3k.model import So3krates
+from so3k.runtime import plain_torchscript
 
 FORMAT = "so3k-exported-model"
 FORMAT_VERSION = 1
@@ -28,8 +28,9 @@ def weights_hash(model: So3krates) -> str:
     return digest.hexdigest()
 
 
-def build_metadata(model: So3krates, engine: str, dtype: torch.dtype, units: Dict[str, str], **extra: Any) -> Dict[str, Any]:
+def build_metadata(model: So3krates, engine: str, units: Dict[str, str], **extra: Any) -> Dict[str, Any]:
     c = model.config
+    dtype = model.expand.dtype
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -64,7 +65,7 @@ def load_module(path: Union[str, Path], engine: str) -> Tuple[torch.jit.ScriptMo
     """Load an exported file for `engine`, refusing what this so3k cannot honour, with the reason."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"exported model {path} not found")
+        raise MissingFileError(f"exported model {path} not found")
     plain_torchscript()  # the module is about to run in this process
     extra = {METADATA_FILE: ""}
     try:

@@ -10,25 +10,25 @@ float32 or float64, never wrapped. Units are converted here and nowhere else.
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..model import So3krates
-from ..neighbors import neighbor_list
-from ..units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
-from .metadata import ExportError, build_metadata, load_module, save_module
+from so3k import keys
+from so3k.capabilities import check_supported
+from so3k.errors import ExportError
+from so3k.forces import ForceField
+from so3k.geometry import minimum_image_offsets
+from so3k.model import So3krates
+from so3k.neighbors import neighbor_list
+from so3k.species import species_index
+from so3k.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+from .metadata import build_metadata, load_module, save_module
 
 UNITS = {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
-
-
-def minimum_image_shifts(d: Tensor, box: Tensor) -> Tensor:
-    """Shifts that bring pair vectors d (P, 3) to their minimum image in an OpenMM box (rows a,
-    b, c in reduced triclinic form), reducing along c, then b, then a, as OpenMM does. Exact
-    when the cutoff is at most half the smallest box width (checked by create_force)."""
-    shift = -torch.round((d[:, 2] / box[2, 2]))[:, None] * box[2]
-    shift = shift - torch.round((d[:, 1] + shift[:, 1]) / box[1, 1])[:, None] * box[1]
-    shift = shift - torch.round((d[:, 0] + shift[:, 0]) / box[0, 0])[:, None] * box[0]
-    return shift
+# What create_force sets on a loaded module for its System; everything else is frozen.
+PER_SYSTEM = ["species", "atoms", "pair_i", "pair_j"]
 
 
 class OpenMMPotential(nn.Module):
@@ -40,72 +40,61 @@ class OpenMMPotential(nn.Module):
 
     def __init__(self, model: So3krates):
         super().__init__()
-        self.model = model
+        self.force_field = ForceField(model)
         self.cutoff = float(model.cutoff)
         self.length_scale = float(NM_TO_ANGSTROM)
         self.energy_scale = float(EV_TO_KJ_PER_MOL)
         self.register_buffer("species", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
-        self.register_buffer("pbc", torch.ones(3, dtype=torch.bool))
         # Static-pair mode (for CUDA graphs): all ordered pairs of ML atoms, fixed at force
         # creation; pairs beyond the cutoff get weight 0 in the model, so no pair list is built
         # and nothing in forward depends on the data for its shape or needs the host.
         self.register_buffer("pair_i", torch.zeros(0, dtype=torch.long))
         self.register_buffer("pair_j", torch.zeros(0, dtype=torch.long))
 
-    def energy_ev(self, positions: Tensor, box: Optional[Tensor]) -> Tensor:
-        """Energy (eV) of the ML atoms from all System positions (nm)."""
-        dtype = self.model.expand.dtype
-        r = positions.to(dtype) * self.length_scale
+    def evaluate(self, positions: Tensor, box: Optional[Tensor], compute_forces: bool) -> Dict[str, Tensor]:
+        """ForceField's outputs (eV, Å) for the ML atoms, from all System positions (nm)."""
+        r = positions * self.length_scale
         if self.atoms.numel() > 0:
-            r = r[self.atoms]
+            r = r.index_select(0, self.atoms)
         if r.shape[0] != self.species.shape[0]:
             raise RuntimeError("the number of ML atoms does not match the species set by create_force")
+        cell = r.new_zeros((1, 3, 3)) if box is None else (box.to(r.dtype) * self.length_scale)[None]
         if self.pair_i.numel() > 0:
             idx_i, idx_j = self.pair_i, self.pair_j
-            shifts = torch.zeros((idx_i.shape[0], 3), dtype=dtype, device=r.device)
-            if box is not None:
-                shifts = minimum_image_shifts(r[idx_j] - r[idx_i], box.to(dtype) * self.length_scale)
-        elif box is not None:
-            cell = box.to(dtype) * self.length_scale
-            idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, cell, self.pbc)
-            shifts = offsets @ cell
+            if box is None:
+                offsets = r.new_zeros((idx_i.shape[0], 3))
+            else:
+                offsets = minimum_image_offsets(r.index_select(0, idx_j) - r.index_select(0, idx_i), cell[0])
         else:
-            idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None, None)
-            shifts = offsets
-        return self.model.atomic_energies(r, self.species, idx_i, idx_j, shifts, None, -1).sum()
+            # an OpenMM box is periodic in all three directions (pbc None: all True with a cell)
+            idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None if box is None else cell[0], None)
+        batch = torch.zeros(r.shape[0], dtype=torch.long, device=r.device)
+        return self.force_field(r, self.species, idx_i, idx_j, offsets, cell, batch, 1, compute_forces=compute_forces)
 
     def forward(self, positions: Tensor, box: Optional[Tensor] = None) -> Tensor:
-        return (self.energy_ev(positions, box) * self.energy_scale).to(positions.dtype)
+        energy = self.evaluate(positions, box, False)[keys.ENERGY][0]
+        return (energy * self.energy_scale).to(positions.dtype)
 
 
 class OpenMMPotentialWithForces(OpenMMPotential):
     """As OpenMMPotential, returning (energy, forces) for TorchForce.setOutputsForces(True)."""
 
     def forward(self, positions: Tensor, box: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:  # type: ignore[override]
-        r = positions.detach().requires_grad_(True)
-        energy = self.energy_ev(r, box)
-        grads = torch.autograd.grad([energy], [r], allow_unused=True)
-        grad = grads[0]
-        if grad is None:
-            grad = torch.zeros_like(r)
-        forces = -grad * self.energy_scale  # the gradient is already per nm: eV/nm -> kJ/mol/nm
-        return (energy.detach() * self.energy_scale).to(positions.dtype), forces.to(positions.dtype)
+        out = self.evaluate(positions.detach(), box, True)
+        # eV/Å -> kJ/mol/nm; particles outside the ML region get zero
+        forces = out[keys.FORCES] * (self.energy_scale * self.length_scale)
+        if self.atoms.numel() > 0:
+            forces = torch.zeros(positions.shape, dtype=forces.dtype, device=forces.device).index_copy(0, self.atoms, forces)
+        return (out[keys.ENERGY][0] * self.energy_scale).to(positions.dtype), forces.to(positions.dtype)
 
 
-def script_openmm(model: So3krates, outputs_forces: bool) -> torch.jit.ScriptModule:
+def export_openmm(model: So3krates, path: Union[str, Path], outputs_forces: bool = False) -> Path:
+    """Script and save a model prepared for inference (so3k.checkpoint.inference_model)."""
     cls = OpenMMPotentialWithForces if outputs_forces else OpenMMPotential
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    module = torch.jit.script(cls(model.eval()).eval())
-    # Weights become constants; species/atoms/pbc stay settable for each system.
-    return torch.jit.freeze(module, preserved_attrs=["species", "atoms", "pbc", "pair_i", "pair_j"])
-
-
-def export_openmm(model: So3krates, path: Union[str, Path], dtype: torch.dtype, outputs_forces: bool = False) -> Path:
-    model = model.to(dtype)
-    module = script_openmm(model, outputs_forces)
-    meta = build_metadata(model, "openmm", dtype, UNITS, outputs_forces=outputs_forces)
+    # weights become constants; the per-system buffers stay settable
+    module = torch.jit.freeze(torch.jit.script(cls(model).eval()), preserved_attrs=PER_SYSTEM)
+    meta = build_metadata(model, "openmm", UNITS, outputs_forces=outputs_forces)
     return save_module(module, path, meta)
 
 
@@ -157,11 +146,8 @@ def create_force(
         periodic = hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors") and (
             topology_or_atomic_numbers.getPeriodicBoxVectors() is not None
         )
-    if periodic and meta.get("nonlocal_attention"):
-        raise ExportError(
-            f"{model_path} has non-local attention, which is defined for non-periodic systems only: "
-            "use it without a periodic box, or export a local model"
-        )
+    check_supported(bool(meta.get("nonlocal_attention")), periodic=bool(periodic),
+                    remedy=f"{model_path} is such a model: use it without a periodic box, or export a local model")
     if atoms is not None:
         atoms = [int(a) for a in atoms]
         bad = [a for a in atoms if not 0 <= a < len(numbers)]
@@ -172,16 +158,7 @@ def create_force(
         ml_numbers = numbers
     if not ml_numbers:
         raise ExportError("no ML atoms: give a topology with atoms or a non-empty atoms= list")
-    index = {z: k for k, z in enumerate(meta["atomic_numbers"])}
-    unknown = sorted({z for z in ml_numbers if z not in index})
-    if unknown:
-        from ase.data import chemical_symbols
-
-        raise ExportError(
-            f"element(s) {[chemical_symbols[z] for z in unknown]} are not known to the model {model_path}, "
-            f"which was trained for {meta['elements']}"
-        )
-    module.species = torch.tensor([index[z] for z in ml_numbers], dtype=torch.long)
+    module.species = species_index(ml_numbers, meta["elements"], where=f" (model {model_path})")
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
     if static_pairs:
         if periodic:
@@ -191,10 +168,11 @@ def create_force(
                     box_width = min(vectors[k][k].value_in_unit(vectors[k][k].unit) for k in range(3))
             if box_width is None:
                 raise ExportError("static_pairs with a periodic system needs box_width (nm) or a topology with a box")
-            if 2 * meta["cutoff"] / 10 > box_width:
+            min_width = 2 * meta["cutoff"] * ANGSTROM_TO_NM
+            if min_width > box_width:
                 raise ExportError(
                     f"static_pairs uses the minimum image, which needs a box at least twice the cutoff wide "
-                    f"({2 * meta['cutoff'] / 10:.2f} nm); this box is {box_width:.2f} nm: use static_pairs=False"
+                    f"({min_width:.2f} nm); this box is {box_width:.2f} nm: use static_pairs=False"
                 )
         n = len(ml_numbers)
         i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
@@ -208,20 +186,44 @@ def create_force(
     return force
 
 
+def openmm_box(cell: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """OpenMM's form of a periodic cell (3, 3) in Å: (box vectors (3, 3) in nm, rotation R).
+
+    OpenMM wants a along x, b in the xy plane and the reduced form a_x >= 2|b_x|, a_x >= 2|c_x|,
+    b_y >= 2|c_y| (its minimum image and ours rely on it). The same lattice is rotated into that
+    orientation (positions @ R.T follow it) and reduced by lattice-vector sums, which changes
+    no periodic image.
+    """
+    from ase.cell import Cell
+
+    standard, rotation = Cell(np.asarray(cell, dtype=float)).standard_form()
+    a, b, c = (row.copy() for row in standard)
+    c -= b * round(c[1] / b[1])
+    c -= a * round(c[0] / a[0])
+    b -= a * round(b[0] / a[0])
+    return np.array([a, b, c]) * ANGSTROM_TO_NM, rotation
+
+
 def system_from_atoms(model_path: Union[str, Path], atoms: Any, **force_options: Any):
-    """An openmm.System for an ase.Atoms: element masses, the cell as box vectors when it is
-    periodic in all directions, and the model's force on every atom."""
+    """An openmm.System for an ase.Atoms: element masses, the cell as box vectors (OpenMM's
+    reduced form, see openmm_box) when it is periodic in all directions, and the model's force
+    on every atom. A cell that must be rotated for OpenMM is refused: rotate the atoms with
+    openmm_box's rotation first (positions @ R.T, cell @ R.T), as deploy/openmm/run_md.py does."""
     import openmm
 
     system = openmm.System()
     for mass in atoms.get_masses():
         system.addParticle(float(mass))
     periodic = bool(atoms.pbc.all())
+    if atoms.pbc.any() and not periodic:
+        raise ExportError("OpenMM boxes are periodic in all three directions or none; this structure is partly periodic")
     if periodic:
-        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in atoms.cell.array])
+        box, rotation = openmm_box(atoms.cell.array)
+        if not np.allclose(rotation, np.eye(3), atol=1e-12):
+            raise ExportError(
+                "OpenMM needs the first cell vector along x and the second in the xy plane: rotate the structure first "
+                "(box, R = so3k.export.openmm.openmm_box(atoms.cell); atoms.positions = atoms.positions @ R.T)"
+            )
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box])
     system.addForce(create_force(model_path, atoms.numbers, periodic=periodic, **force_options))
     return system
-
-
-def metadata_of(path: Union[str, Path]) -> Dict[str, Any]:
-    return load_module(path, "openmm")[1]

@@ -18,12 +18,14 @@ class So3kratesPotentialImplFactory:
 class So3kratesPotentialImpl:
     def __init__(self, name: str, modelPath):
         if modelPath is None:
-            raise ValueError("MLPotential('so3krates') needs modelPath='model.pt', a file made by `so3k export --engine openmm`")
+            from so3k.errors import ExportError
+
+            raise ExportError("MLPotential('so3krates') needs modelPath='model.pt', a file made by `so3k export --engine openmm`")
         self.name = name
         self.modelPath = str(modelPath)
 
     def addForces(self, topology, system, atoms, forceGroup: int, **args):
-        from .openmm import create_force
+        from so3k.export.openmm import create_force
 
         periodic = topology.getPeriodicBoxVectors() is not None or system.usesPeriodicBoundaryConditions()
         force = create_force(self.modelPath, topology, atoms=None if atoms is None else list(atoms), periodic=periodic)

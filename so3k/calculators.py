@@ -1,7 +1,6 @@
 """ASE calculator for So3krates models: energy, forces, per-atom energies, and stress for
 fully periodic structures."""
 
-import copy
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -11,8 +10,11 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from . import keys
+from .capabilities import check_supported
+from .checkpoint import inference_model
+from .errors import InputError
 from .forces import ForceField
-from .graph import StructureError, build_graph
+from .graph import build_graph
 from .model import So3krates
 
 
@@ -36,20 +38,11 @@ class So3kratesCalculator(Calculator):
     ):
         super().__init__(**kwargs)
         if model is None:
-            raise ValueError(
+            raise InputError(
                 "So3kratesCalculator needs a model: a checkpoint path (So3kratesCalculator('run/best.ckpt')) "
                 "or a model (So3kratesCalculator(model=so3k.build_model(...)))"
             )
-        if isinstance(model, (str, Path)):
-            from .train.checkpoint import model_from_checkpoint
-
-            model = model_from_checkpoint(model)  # the EMA weights
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        # A private copy: converting the caller's model in place would change it under their feet.
-        self.model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
-        for parameter in self.model.parameters():  # no weight gradients: forces only need d/dR
-            parameter.requires_grad_(False)
+        self.model = inference_model(model, dtype, device)  # a checkpoint's EMA weights, or a private copy
         self.force_field = ForceField(self.model)
         self.dtype = dtype
         self.device = torch.device(device)
@@ -65,24 +58,20 @@ class So3kratesCalculator(Calculator):
         want_stress = "stress" in properties
         if want_stress and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress is defined only for structures periodic in all three directions")
-        if self.model.config.is_nonlocal and atoms.pbc.any():
-            raise StructureError(
-                "this model has non-local attention, which is defined for non-periodic structures only; "
-                "set atoms.pbc = False for a molecule, or use a local model"
-            )
+        check_supported(
+            self.model.config.is_nonlocal, periodic=bool(atoms.pbc.any()),
+            remedy="set atoms.pbc = False for a molecule, or use a local model",
+        )
         graph = build_graph([atoms], self.elements, self.model.cutoff, self.dtype, self.device, self.min_distance)
         out = self.force_field(**graph.inputs(), compute_stress=bool(atoms.pbc.all()))
-        energy = float(out[keys.ENERGY].detach().sum())
+        energy = float(out[keys.ENERGY].sum())
         self.results = {
             "energy": energy,
             "free_energy": energy,
-            "forces": out[keys.FORCES].detach().cpu().double().numpy(),
+            "energies": out[keys.ENERGIES].cpu().double().numpy(),
+            "forces": out[keys.FORCES].cpu().double().numpy(),
         }
-        if "energies" in properties:  # a second pass without autograd; only when asked for
-            with torch.no_grad():
-                energies = self.model.atomic_energies(graph.positions, graph.species, graph.idx_i, graph.idx_j, graph.shifts(), graph.batch)
-            self.results["energies"] = energies.cpu().double().numpy()
         if keys.STRESS in out:
-            s = out[keys.STRESS][0].detach().cpu().double().numpy()
+            s = out[keys.STRESS][0].cpu().double().numpy()
             s = 0.5 * (s + s.T)
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

@@ -227,17 +227,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from so3k.data.generate.sink import ResumeError
-    from so3k.data.validate import DataError
-    from so3k.lammps import PluginBuildError
-    from so3k.train.trainer import TrainingError
+    from so3k.errors import So3kError
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = " ".join(["so3k", *argv])
     try:
         return int(args.func(args) or 0)
-    except (DataError, ResumeError, FileNotFoundError, ValueError, ImportError, TrainingError, PluginBuildError) as err:  # ExportError is a ValueError
+    except So3kError as err:  # the user's mistake: one line; anything else is a bug and keeps its traceback
         print(f"so3k: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

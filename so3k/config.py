@@ -9,14 +9,15 @@ from typing import Any, Dict, Iterable, Sequence, Tuple, Union
 
 from ase.data import atomic_numbers, chemical_symbols
 
+from .errors import ConfigError
 from .nn.cutoff import CUTOFF_FUNCTIONS
 from .nn.interaction import INTERACTIONS
 from .nn.nonlocal_attention import NONLOCAL_MODES
 from .nn.radial import RADIAL_BASES
 from .nn.sphc import SPHC_INITS, SPHC_INVARIANTS
+from .nn.spherical_harmonics import MAX_DEGREE
 
 CONFIG_VERSION = 1
-MAX_DEGREE = 4
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         def fail(message: str):
-            raise ValueError(f"invalid model config: {message}")
+            raise ConfigError(f"invalid model config: {message}")
 
         for name in ("features", "layers", "heads", "num_radial", "radial_hidden", "sphc_hidden", "readout_hidden"):
             value = getattr(self, name)
@@ -70,6 +71,7 @@ class ModelConfig:
         if not self.degrees or len(set(self.degrees)) != len(self.degrees):
             fail(f"degrees must be a non-empty list of distinct integers, got {list(self.degrees)}")
         if any(l < 1 or l > MAX_DEGREE for l in self.degrees):
+            # degree 0 is the invariant x's job: SPHCs carry degrees 1 and up
             fail(f"SPHC degrees must lie in 1..{MAX_DEGREE}, got {list(self.degrees)}")
         if self.features % self.heads:
             fail(f"features ({self.features}) must be divisible by heads ({self.heads})")
@@ -120,7 +122,7 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"invalid model config: unknown keys {unknown}; known keys are {sorted(known)}")
+            raise ConfigError(f"invalid model config: unknown keys {unknown}; known keys are {sorted(known)}")
         return cls(**d)
 
 
@@ -145,25 +147,25 @@ def normalise_elements(elements: Iterable[Union[str, int]]) -> Tuple[str, ...]:
     for e in elements:
         if isinstance(e, str):
             if e not in atomic_numbers or e == "X":
-                raise ValueError(f"unknown element symbol {e!r} (symbols are case-sensitive, e.g. 'C', 'Cl')")
+                raise ConfigError(f"unknown element symbol {e!r} (symbols are case-sensitive, e.g. 'C', 'Cl')")
             numbers.add(atomic_numbers[e])
         elif isinstance(e, int) and not isinstance(e, bool) and 1 <= e < len(chemical_symbols):
             numbers.add(int(e))
         else:
-            raise ValueError(f"unknown element {e!r}: give chemical symbols or atomic numbers 1..{len(chemical_symbols) - 1}")
+            raise ConfigError(f"unknown element {e!r}: give chemical symbols or atomic numbers 1..{len(chemical_symbols) - 1}")
     if not numbers:
-        raise ValueError("a model needs at least one element, e.g. elements=['C', 'H', 'O']")
+        raise ConfigError("a model needs at least one element, e.g. elements=['C', 'H', 'O']")
     return tuple(chemical_symbols[z] for z in sorted(numbers))
 
 
 def model_config(preset: str = "neurips2022", elements: Sequence[Union[str, int]] = (), **overrides: Any) -> ModelConfig:
     """The named preset with the given elements and any field overridden by keyword."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     known = {f.name for f in fields(ModelConfig)} - {"elements", "preset", "version"}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown model option(s) {unknown}; options are {sorted(known)}")
+        raise ConfigError(f"unknown model option(s) {unknown}; options are {sorted(known)}")
     settings = dict(PRESETS[preset])
     settings.update(overrides)
     if "features" in overrides and "readout_hidden" not in overrides:

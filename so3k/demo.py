@@ -59,12 +59,13 @@ def train_demo_model(out_dir: Path, minutes: float = 3.0) -> Path:
 def openmm_demo(best: Path, out_dir: Path, steps: int = 400, warmup: int = 50) -> Path:
     """Export for OpenMM and run NVE MD of an aspirin frame; prints ns/day and the energy drift."""
     import numpy as np
-    import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
     import openmm
+    import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
     from openmm import unit
 
     from so3k.export import export_model
     from so3k.export.openmm import system_from_atoms
+    from so3k.units import ANGSTROM_TO_NM
 
     path = export_model(best, out_dir / "model-openmm.pt", engine="openmm", dtype="float32")
     atoms = read_frames(datasets.path("aspirin"), index=":1").to_atoms()[0]
@@ -72,7 +73,7 @@ def openmm_demo(best: Path, out_dir: Path, steps: int = 400, warmup: int = 50) -
     timestep = 0.5
     integrator = openmm.VerletIntegrator(timestep * unit.femtoseconds)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
-    context.setPositions(atoms.positions * 0.1)
+    context.setPositions(atoms.positions * ANGSTROM_TO_NM)
     context.setVelocitiesToTemperature(300 * unit.kelvin, 0)
     integrator.step(warmup)  # TorchScript optimises the model during its first calls
     energies = []

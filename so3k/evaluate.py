@@ -6,11 +6,13 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data.frames import Frames
 from .data.io import read_frames
+from .errors import InputError
 from .forces import ForceField
 from .model import count_parameters
-from .train.checkpoint import load_checkpoint, model_from_checkpoint
+from .species import species_index
 from .train.data import FrameDataset, GlobalBatchSampler, make_loader
 from .train.metrics import metrics_from_sums, predict
 from .train.trainer import resolve_data_path
@@ -42,17 +44,15 @@ def evaluate(
     frames = read_frames(resolve_data_path(str(data)), energy_key=energy_key, forces_key=forces_key, energy_unit=energy_unit,
                          length_unit=length_unit, require_energy=True)
     if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+        raise InputError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
     if subset != "all":
         indices = content.get("split", {}).get(subset)
         if not indices:
-            raise ValueError(f"the checkpoint records no '{subset}' frames; use subset 'all' or one of its non-empty splits")
+            raise InputError(f"the checkpoint records no '{subset}' frames; use subset 'all' or one of its non-empty splits")
         if max(indices) >= len(frames):
-            raise ValueError(f"the checkpoint's '{subset}' split refers to frame {max(indices)}, but {data} has {len(frames)} frames: is it the training file?")
+            raise InputError(f"the checkpoint's '{subset}' split refers to frame {max(indices)}, but {data} has {len(frames)} frames: is it the training file?")
         frames = frames.subset(indices)
-    unknown = sorted(set(frames.elements) - set(model.config.elements))
-    if unknown:
-        raise ValueError(f"element(s) {unknown} in {data} are not known to the model (elements {list(model.config.elements)})")
+    species_index(frames.numbers, model.config.elements, where=f" in {data}")
     has_forces = frames.forces is not None
     dtype = next(model.parameters()).dtype
     dataset = FrameDataset(frames, model.config.elements, model.cutoff, dtype)

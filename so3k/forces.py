@@ -1,23 +1,27 @@
-"""Forces, virial and stress of a pure energy model, by autograd.
+"""The one force/stress wrapper: energies, forces, virial and stress of a So3krates model by
+autograd. Training, the ASE calculator, the OpenMM module and the LAMMPS module all call
+ForceField; engine modules add only their units, input layout and metadata.
 
 Stress uses the strain derivative: positions and cell are deformed by (1 + eps) with a
 symmetric strain eps at zero, so that stress = (1/V) dE/deps and virial W = -dE/deps (ASE's
-convention: positive stress under tension, pressure = -trace(stress)/3).
-Pair shifts are rebuilt from integer cell offsets and the deformed cell, which is what makes
+convention: positive stress under tension, pressure = -trace(stress)/3). Pair shifts are
+rebuilt from integer cell offsets and the deformed cell (so3k.geometry), which is what makes
 the derivative exact for small periodic cells where atoms see their own images.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
 
 from . import keys
+from .geometry import pair_shifts, strained
 from .model import So3krates
+from .nn.ops import scatter_sum
 
 
 class ForceField(nn.Module):
-    """Energy, forces and (optionally) virial/stress of a So3krates model."""
+    """Energy, per-atom energies, forces and (optionally) virial/stress of a So3krates model."""
 
     def __init__(self, model: So3krates):
         super().__init__()
@@ -34,45 +38,62 @@ class ForceField(nn.Module):
         batch: Tensor,
         num_graphs: int,
         compute_stress: bool = False,
+        compute_forces: bool = True,
+        n_local: int = -1,
     ) -> Dict[str, Tensor]:
-        """positions (N,3) Å, species (N,), idx_i/idx_j (P,), offsets (P,3) integer cell offsets of
-        neighbour j (same float dtype as positions), cell (B,3,3) rows = lattice vectors (zeros
-        for molecules), batch (N,), num_graphs B.
+        """positions (N,3) Å; species (N,) int64 (so3k.species); idx_i/idx_j (P,) int64 pairs;
+        offsets (P,3) integer cell offsets of neighbour j (zeros without a cell); cell (B,3,3)
+        rows = lattice vectors (zeros for molecules); batch (N,) int64 structure of each atom;
+        num_graphs B. Inputs are taken in any float dtype, outputs are in the model's.
 
-        Returns energy (B,) eV, forces (N,3) eV/Å and, with compute_stress, virial (B,3,3) eV
-        and stress (B,3,3) eV/Å^3. Gradients stay attached in training mode (force loss).
+        Returns (keys.*):
+          energy (B,) eV and energies (N,) eV per atom, always;
+          forces (N,3) eV/Å with compute_forces (default). Without forces or stress, nothing is
+            differentiated and the energy keeps its graph: OpenMM-Torch differentiates it itself;
+          virial (B,3,3) eV with compute_stress, and stress (B,3,3) eV/Å^3 when every cell has a
+            volume.
+        n_local >= 0 (ghost shells under domain decomposition, B = 1): the energy is that of the
+        first n_local atoms only, energies has those n_local entries, and forces act on all atoms.
+        When the model is in training mode, the gradients stay attached (force loss); in eval mode
+        the outputs are detached.
         """
-        positions = positions if positions.requires_grad else positions.detach().requires_grad_(True)
+        dtype = self.model.expand.dtype
+        positions = positions.to(dtype)
+        cell = cell.to(dtype)
+        offsets = offsets.to(dtype)
+        if (compute_forces or compute_stress) and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
         inputs: List[Tensor] = [positions]
         if compute_stress:
-            strain = torch.zeros((num_graphs, 3, 3), dtype=positions.dtype, device=positions.device)
-            strain.requires_grad_(True)
+            strain = torch.zeros((num_graphs, 3, 3), dtype=dtype, device=positions.device).requires_grad_(True)
             inputs.append(strain)
             positions_d, cell_d = strained(positions, cell, strain, batch)
         else:
-            positions_d = positions
-            cell_d = cell
-        shifts = torch.bmm(offsets[:, None, :], cell_d.index_select(0, batch.index_select(0, idx_i))).squeeze(1)
-        energy = self.model(positions_d, species, idx_i, idx_j, shifts, batch, num_graphs)
+            positions_d, cell_d = positions, cell
+        shifts = pair_shifts(offsets, cell_d, batch.index_select(0, idx_i))
+        e_i = self.model.atomic_energies(positions_d, species, idx_i, idx_j, shifts, batch, n_local)
+        if n_local >= 0:
+            e_i = e_i[:n_local]
+            energy = e_i.sum().reshape(1)
+        else:
+            energy = scatter_sum(e_i, batch, num_graphs)
+        out: Dict[str, Tensor] = {keys.ENERGY: energy, keys.ENERGIES: e_i}
+        if not (compute_forces or compute_stress):
+            return out
 
-        grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.training, allow_unused=True)
-        out: Dict[str, Tensor] = {keys.ENERGY: energy, keys.FORCES: -or_zeros(grads[0], positions)}
+        grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.model.training, allow_unused=True)
+        if compute_forces:
+            out[keys.FORCES] = -or_zeros(grads[0], positions)
         if compute_stress:
             de_deps = or_zeros(grads[1], inputs[1])
-            volume = torch.abs(torch.linalg.det(cell))
-            if bool((volume == 0).any()):
-                raise ValueError("stress needs a periodic cell with non-zero volume for every structure")
             out[keys.VIRIAL] = -de_deps
-            out[keys.STRESS] = de_deps / volume[:, None, None]
+            volume = torch.abs(torch.linalg.det(cell))
+            if bool((volume > 0).all()):
+                out[keys.STRESS] = de_deps / volume[:, None, None]
+        if not self.model.training:
+            for key in list(out.keys()):
+                out[key] = out[key].detach()
         return out
-
-
-def strained(positions: Tensor, cell: Tensor, strain: Tensor, batch: Tensor) -> Tuple[Tensor, Tensor]:
-    """Positions (N,3) and cells (B,3,3) deformed by (1 + eps), eps the symmetric part of
-    `strain` (B,3,3); the derivative of the energy at strain = 0 is -virial."""
-    eps = 0.5 * (strain + strain.transpose(1, 2))
-    positions_d = positions + torch.bmm(positions[:, None, :], eps[batch]).squeeze(1)
-    return positions_d, cell + torch.bmm(cell, eps)
 
 
 def or_zeros(grad: Optional[Tensor], like: Tensor) -> Tensor:

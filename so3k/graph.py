@@ -1,6 +1,5 @@
-"""From ASE structures to the explicit tensors of the model: the one place where atomic numbers
-become species indices and where pair lists are built for Python-side use (calculator, tests,
-training batches)."""
+"""From ASE structures to the explicit tensors of the model: where pair lists are built for
+Python-side use (calculator, tests, training batches) and structures are checked first."""
 
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Union
@@ -10,7 +9,10 @@ import torch
 from ase import Atoms
 from torch import Tensor
 
+from .errors import StructureError
+from .geometry import pair_shifts, pair_vectors
 from .neighbors import neighbor_list
+from .species import species_index
 
 
 @dataclass
@@ -36,11 +38,7 @@ class Graph:
 
     def shifts(self) -> Tensor:
         """(P, 3) Cartesian shift of each pair (Å)."""
-        return torch.bmm(self.offsets[:, None, :], self.cell[self.batch[self.idx_i]]).squeeze(1)
-
-
-class StructureError(ValueError):
-    """A structure the model cannot evaluate (empty, non-finite, unknown element, overlapping atoms)."""
+        return pair_shifts(self.offsets, self.cell, self.batch.index_select(0, self.idx_i))
 
 
 def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] = None) -> None:
@@ -52,13 +50,7 @@ def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] 
     if not np.isfinite(positions).all():
         bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
         raise StructureError(f"non-finite (NaN or inf) positions{where} for atom(s) {bad[:10].tolist()}")
-    symbols = set(atoms.get_chemical_symbols())
-    unknown = sorted(symbols - set(elements))
-    if unknown:
-        raise StructureError(
-            f"element(s) {unknown}{where} are not known to this model, which was trained for {list(elements)}; "
-            "train a model that includes them"
-        )
+    species_index(atoms.numbers, elements, where)
     if atoms.pbc.any():
         lengths = np.linalg.norm(atoms.cell.array, axis=1)
         if (lengths[atoms.pbc] == 0).any() or abs(np.linalg.det(atoms.cell.complete())) < 1e-12:
@@ -78,7 +70,6 @@ def build_graph(
 ) -> Graph:
     """Pair lists (cutoff in Å) and species for a list of structures; validates each one
     (overlapping atoms are found on the pair list: any pair closer than min_distance Å)."""
-    species_of = {s: k for k, s in enumerate(elements)}
     parts: Dict[str, List[Tensor]] = {k: [] for k in ("positions", "species", "idx_i", "idx_j", "offsets", "cell", "pbc", "batch")}
     start = 0
     for b, atoms in enumerate(structures):
@@ -90,7 +81,7 @@ def build_graph(
         cell = torch.tensor(cell, dtype=dtype, device=device)
         idx_i, idx_j, offsets = neighbor_list(positions, cutoff, cell if bool(pbc.any()) else None, pbc)
         if min_distance > 0 and idx_i.numel() > 0:
-            r_ij = positions[idx_j] - positions[idx_i] + offsets @ cell
+            r_ij = pair_vectors(positions, idx_i, idx_j, pair_shifts(offsets, cell))
             d_ij = torch.linalg.norm(r_ij, dim=1)
             k = int(torch.argmin(d_ij))
             if float(d_ij[k]) < min_distance:
@@ -100,7 +91,7 @@ def build_graph(
                     f"{min_distance} Å: overlapping atoms (check units: positions must be in Å)"
                 )
         parts["positions"].append(positions)
-        parts["species"].append(torch.tensor([species_of[s] for s in atoms.get_chemical_symbols()], dtype=torch.long, device=device))
+        parts["species"].append(species_index(atoms.numbers, elements).to(device))
         parts["idx_i"].append(idx_i + start)
         parts["idx_j"].append(idx_j + start)
         parts["offsets"].append(offsets)

@@ -10,6 +10,7 @@ POSITIONS: Final[str] = "positions"  # (N, 3) | Cartesian coordinates (Å)
 NUMBERS: Final[str] = "numbers"  # (N,) | atomic numbers
 N_ATOMS: Final[str] = "n_atoms"  # (M,) | atoms per frame
 ENERGY: Final[str] = "energy"  # (M,) | total potential energy (eV)
+ENERGIES: Final[str] = "energies"  # (N,) | energy of each atom (eV); ASE's name
 FORCES: Final[str] = "forces"  # (N, 3) | forces (eV/Å)
 VIRIAL: Final[str] = "virial"  # (M, 3, 3) | virial -dE/d(strain) (eV)
 STRESS: Final[str] = "stress"  # (M, 3, 3) | stress tensor, positive under tension as in ASE (eV/Å³)

@@ -2,27 +2,28 @@
 
 It knows nothing about forces, neighbour lists, units or engines: the pair list (idx_i, idx_j)
 and the Cartesian shift of each pair are given, so the same module serves training batches,
-the ASE calculator, OpenMM and LAMMPS (ghost atoms simply carry zero shifts).
+the ASE calculator, OpenMM and LAMMPS (ghost atoms simply carry zero shifts). Forces, virial
+and stress come from so3k.forces.ForceField, species indices from so3k.species.
 """
 
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from ase.data import atomic_numbers as symbol_to_number
 from torch import Tensor, nn
 
+from .capabilities import NONLOCAL_REASON
 from .config import ModelConfig, model_config
+from .geometry import pair_vectors
 from .nn.cutoff import make_cutoff
 from .nn.embedding import ElementEmbedding
 from .nn.layer import So3kratesLayer, chunk_pairs
-from .nn.nonlocal_attention import all_pairs
+from .nn.nonlocal_attention import structure_pairs
 from .nn.ops import flush_tiny, safe_divide, safe_sqrt, scatter_sum
 from .nn.radial import make_radial_basis
 from .nn.readout import EnergyReadout
 from .nn.sphc import SphcInit, degree_matrix
 from .nn.spherical_harmonics import SphericalHarmonics
 
-NUM_Z = 119  # atomic numbers 0..118 in the species lookup table
 PAIR_CHUNK = 16384  # pairs per chunk of the layers' pair work (see nn.layer.PairChunks)
 
 
@@ -35,11 +36,8 @@ class So3krates(nn.Module):
         self.cutoff = float(config.cutoff)
         self.num_layers = int(config.layers)
         self.nonlocal_attention = config.is_nonlocal
+        self.nonlocal_reason = NONLOCAL_REASON  # an attribute: TorchScript cannot read global strings
 
-        species_of_z = torch.full((NUM_Z,), -1, dtype=torch.long)
-        for k, symbol in enumerate(config.elements):
-            species_of_z[symbol_to_number[symbol]] = k
-        self.register_buffer("species_of_z", species_of_z, persistent=False)
         # (|L|, M): broadcasts one number per degree to the 2l+1 components of that degree.
         self.register_buffer("expand", degree_matrix(degrees).T.contiguous(), persistent=False)
         # stands in for the atom counts that only the non-local attention reads
@@ -71,22 +69,16 @@ class So3krates(nn.Module):
         )
         self.readout = EnergyReadout(config.features, config.readout_hidden, num_elements)
 
-    @torch.jit.export
-    def species(self, numbers: Tensor) -> Tensor:
-        """Atomic numbers (N,) -> species indices (N,); raises if an element is unknown to the model."""
-        if numbers.numel() > 0 and (bool((numbers < 0).any()) or bool((numbers >= self.species_of_z.shape[0]).any())):
-            raise ValueError("atomic numbers must lie in 1..118")
-        species = self.species_of_z[numbers]
-        if bool((species < 0).any()):
-            known: List[int] = torch.nonzero(self.species_of_z >= 0).flatten().tolist()
-            unknown: List[int] = torch.unique(numbers[species < 0]).tolist()
-            raise ValueError(
-                "this model does not know atomic number(s) "
-                + str(unknown)
-                + "; it was built for atomic numbers "
-                + str(known)
-            )
-        return species
+    def pair_features(self, positions: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The geometry chain of a pair set: radial basis times cutoff (P, K), spherical
+        harmonics of the directions (P, M), cutoff (P,)."""
+        r_ij = pair_vectors(positions, idx_i, idx_j, shifts)
+        d_ij = safe_sqrt((r_ij * r_ij).sum(-1))
+        phi_ij = self.cutoff_fn(d_ij)
+        # values below 1e-30 flushed to zero: subnormal operands make the radial matmuls ~50x slower
+        rbf_ij = flush_tiny(self.radial_basis(d_ij) * phi_ij[:, None])
+        sph_ij = self.spherical_harmonics(safe_divide(r_ij, d_ij[:, None]))
+        return rbf_ij, sph_ij, phi_ij
 
     @torch.jit.export
     def atomic_energies(
@@ -114,12 +106,7 @@ class So3krates(nn.Module):
         """
         num_atoms = positions.shape[0]
         # Everything that depends only on the geometry is computed once and shared by the layers.
-        r_ij = positions.index_select(0, idx_j) - positions.index_select(0, idx_i) + shifts
-        d_ij = safe_sqrt((r_ij * r_ij).sum(-1))
-        u_ij = safe_divide(r_ij, d_ij[:, None])
-        phi_ij = self.cutoff_fn(d_ij)
-        rbf_ij = flush_tiny(self.radial_basis(d_ij) * phi_ij[:, None])
-        sph_ij = self.spherical_harmonics(u_ij)
+        rbf_ij, sph_ij, phi_ij = self.pair_features(positions, idx_i, idx_j, shifts)
 
         x = self.embedding(species)
         chi = self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
@@ -127,7 +114,7 @@ class So3krates(nn.Module):
         chunk = self.pair_chunk if positions.device.type == "cpu" else 1 << 62
         if n_local >= 0:
             if self.nonlocal_attention:
-                raise ValueError("a non-local model sees whole structures: it cannot be split into owned and ghost atoms")
+                raise ValueError("this model cannot evaluate owned and ghost atoms: " + self.nonlocal_reason)
             depth = hop_depth(idx_i, idx_j, num_atoms, n_local, self.num_layers)
             for t, layer in enumerate(self.layers):
                 keep = torch.nonzero(depth.index_select(0, idx_i) <= self.num_layers - 1 - t).squeeze(1)
@@ -139,19 +126,12 @@ class So3krates(nn.Module):
         pairs = chunk_pairs(chunk, rbf_ij, sph_ij, phi_ij, idx_i, idx_j)
         if self.nonlocal_attention:
             if bool((shifts != 0).any()):
-                raise ValueError(
-                    "non-local attention is defined for non-periodic structures only: all pairs of a periodic "
-                    "system depend on the choice of cell; use a local model (nonlocal_attention='off')"
-                )
+                raise ValueError("this model cannot evaluate periodic images: " + self.nonlocal_reason)
             if batch is None:
                 batch = torch.zeros(num_atoms, dtype=torch.long, device=positions.device)
             # the SPHC attention's pairs: all pairs of each structure
-            g_i, g_j = all_pairs(batch)
-            r_g = positions.index_select(0, g_j) - positions.index_select(0, g_i)
-            d_g = safe_sqrt((r_g * r_g).sum(-1))
-            phi_g = self.cutoff_fn(d_g)
-            sph_g = self.spherical_harmonics(safe_divide(r_g, d_g[:, None]))
-            rbf_g = flush_tiny(self.radial_basis(d_g) * phi_g[:, None])
+            g_i, g_j = structure_pairs(batch)
+            rbf_g, sph_g, phi_g = self.pair_features(positions, g_i, g_j, positions.new_zeros((g_i.shape[0], 3)))  # no images
             sphc_pairs = chunk_pairs(chunk, rbf_g, sph_g, phi_g, g_i, g_j)
             atoms_in_structure = torch.bincount(batch).index_select(0, batch)
         else:  # the local pairs for both attentions

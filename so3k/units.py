@@ -8,6 +8,8 @@ from typing import Final
 
 from ase import units as _u
 
+from .errors import InputError
+
 # energy
 KCAL_PER_MOL_TO_EV: Final[float] = _u.kcal / _u.mol  # 0.0433641...
 KJ_PER_MOL_TO_EV: Final[float] = _u.kJ / _u.mol  # 0.0103642...
@@ -56,7 +58,7 @@ _ALIASES: Final[dict[str, str]] = {
 def _lookup(name: str, table: dict[str, float], kind: str) -> float:
     key = _ALIASES.get(name.strip().lower(), name)
     if key not in table:
-        raise ValueError(f"unknown {kind} unit {name!r}; use one of {', '.join(table)}")
+        raise InputError(f"unknown {kind} unit {name!r}; use one of {', '.join(table)}")
     return table[key]
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from so3k.nn.nonlocal_attention import all_pairs
+from so3k.nn.nonlocal_attention import structure_pairs
 from so3k.nn.spherical_harmonics import spherical_harmonics
 
 
@@ -40,7 +40,7 @@ def reference_energy(model, positions: Tensor, species: Tensor, idx_i: Tensor, i
 
     d_ij, phi_ij, rbf_ij, sph_ij = geometry(idx_i, idx_j, shifts)
     if config.is_nonlocal:
-        g_i, g_j = all_pairs(torch.zeros(n, dtype=torch.long))
+        g_i, g_j = structure_pairs(torch.zeros(n, dtype=torch.long))
         _, phi_g, rbf_g, sph_g = geometry(g_i, g_j, torch.zeros(len(g_i), 3, dtype=positions.dtype))
     else:
         g_i, g_j, phi_g, rbf_g, sph_g = idx_i, idx_j, phi_ij, rbf_ij, sph_ij

@@ -16,8 +16,8 @@ def test_demo_exports_and_runs_openmm(tmp_path, capsys):
     import torch
 
     import so3k
+    from so3k.checkpoint import save_checkpoint
     from so3k.demo import openmm_demo
-    from so3k.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=1, features=32)
@@ -30,8 +30,8 @@ def test_demo_exports_and_runs_the_lammps_deck(plugin_built, tmp_path, capsys):
     import torch
 
     import so3k
+    from so3k.checkpoint import save_checkpoint
     from so3k.demo import lammps_demo
-    from so3k.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=1, features=32)

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 import so3k
 from so3k.data.generate.cumulene import build_cumulene, rotate_end
 from so3k.forces import ForceField
-from so3k.nn.nonlocal_attention import SphcNeighbourhood, all_pairs
+from so3k.nn.nonlocal_attention import SphcNeighbourhood, structure_pairs
 
 MODES = ["fixed", "dynamic"]
 
@@ -63,7 +63,7 @@ def test_psi_is_smooth_in_the_sphcs():
     pairs on both sides of the threshold."""
     torch.manual_seed(5)
     batch = torch.tensor([0] * 7 + [1] * 5)
-    g_i, g_j = all_pairs(batch)
+    g_i, g_j = structure_pairs(batch)
     counts = torch.bincount(batch)[batch]
     for mode, threshold in (("fixed", 0.15), ("dynamic", 0.0)):
         neighbourhood = SphcNeighbourhood(mode, threshold or 0.05)
@@ -74,7 +74,7 @@ def test_psi_is_smooth_in_the_sphcs():
 
 
 def test_pairs_stay_inside_each_structure():
-    g_i, g_j = all_pairs(torch.tensor([0, 0, 0, 1, 1]))
+    g_i, g_j = structure_pairs(torch.tensor([0, 0, 0, 1, 1]))
     pairs = set(zip(g_i.tolist(), g_j.tolist()))
     assert pairs == {(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (3, 4), (4, 3)}
 
@@ -135,13 +135,13 @@ def test_scripted_equals_eager_in_float32_and_float64(run_model):
 
 def test_periodic_structures_are_refused(make_water, tmp_path):
     from so3k.calculators import So3kratesCalculator
-    from so3k.graph import StructureError
+    from so3k.errors import CapabilityError
 
     model = model_for("dynamic")
     water = make_water(n_per_side=2, spacing=3.1)
     water.calc = So3kratesCalculator(model=model)
-    with pytest.raises(StructureError, match="non-local attention, which is defined for non-periodic structures only"):
+    with pytest.raises(CapabilityError, match="cannot run on a periodic system: non-local attention compares every pair"):
         water.get_potential_energy()
     graph = so3k.graph.build_graph([water], model.config.elements, model.cutoff, torch.float64)
-    with pytest.raises(ValueError, match="non-periodic structures only"):
+    with pytest.raises(ValueError, match="cannot evaluate periodic images: non-local attention"):
         ForceField(model)(**graph.inputs())

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from so3k.errors import So3kError
+
 PLUGIN = "so3kratesplugin.so"  # LAMMPS auto-loads every *plugin.so on LAMMPS_PLUGIN_PATH
 STAMP = "so3kratesplugin.json"
 SOURCES = ("pair_so3krates.cpp", "so3krates_plugin.cpp")
@@ -27,7 +29,7 @@ SOURCE_DIR = Path(__file__).resolve().parent
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class PluginBuildError(RuntimeError):
+class PluginBuildError(So3kError, RuntimeError):
     """The plugin cannot be built here; the message says what is missing."""
 
 

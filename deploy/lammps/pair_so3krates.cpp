@@ -25,9 +25,15 @@
 
 using namespace LAMMPS_NS;
 
-// The only exported-file format and module contract this plugin understands.
+// Copies of the Python side's constants (tests/lammps/test_contract.py pins them): the only
+// exported-file format (export/metadata.py FORMAT_VERSION) and module contract
+// (export/lammps.py CONTRACT) this plugin understands, and why a non-local model refuses to be
+// split or periodic (so3k/capabilities.py NONLOCAL_REASON).
 static constexpr int FORMAT_VERSION = 1;
 static const char *const CONTRACT = "positions,species,n_local;single_domain:positions,species,cell,pbc";
+static const char *const NONLOCAL_REASON =
+    "non-local attention compares every pair of atoms of one whole structure, so it is defined for "
+    "non-periodic structures that are not split into domains";
 static const char *const EXPORT_HINT = "export it with `so3k export CHECKPOINT --engine lammps -o model-lammps.pt`";
 
 Pair *LAMMPS_NS::create_pair_so3krates(LAMMPS *lmp)
@@ -188,6 +194,7 @@ void PairSo3krates::coeff(int narg, char **arg)
   if (comm->me == 0)
     utils::logmesg(lmp, "pair so3krates: {} ({}, elements {}, cutoff {} A, receptive field {} A, {}, so3k {})\n",
                    model_path, preset, known, cutoff, ghost_cutoff, dtype, so3k_version);
+  // A species index is the element's position in the model's element list, as in so3k.species.
   species_of_type.assign(ntypes + 1, -1);
   for (int itype = 1; itype <= ntypes; itype++) {
     std::string name = arg[2 + itype];
@@ -215,20 +222,19 @@ void PairSo3krates::init_style()
   if (domain->dimension != 3) error->all(FLERR, "pair_style so3krates works in 3d only");
   if (nonlocal && comm->nprocs > 1)
     error->all(FLERR,
-               "pair_style so3krates: {} is a non-local model (all-pairs SPHC attention), which cannot be split "
-               "over MPI ranks: run it on one rank ({} ranks now)",
-               model_path, comm->nprocs);
+               "pair_style so3krates: {} cannot be split over MPI ranks: {}; run it on one rank ({} ranks now)",
+               model_path, NONLOCAL_REASON, comm->nprocs);
   // No LAMMPS neighbour list is requested: the model builds its own pair list. On several
   // ranks the pair cutoff returned by init_one makes LAMMPS keep ghosts out to the receptive
   // field (plus the skin); on one rank the model needs no ghosts at all.
   single_domain = comm->nprocs == 1 && !ghosts_always;
   if (nonlocal && (domain->xperiodic || domain->yperiodic || domain->zperiodic))
     error->all(FLERR,
-               "pair_style so3krates: {} is a non-local model, defined for non-periodic systems only: use "
-               "`boundary s s s` or `f f f`, or a local model",
-               model_path);
+               "pair_style so3krates: {} cannot run on a periodic box: {}; use `boundary s s s` or `f f f`, or a "
+               "local model",
+               model_path, NONLOCAL_REASON);
   if (ghosts_always && nonlocal)
-    error->all(FLERR, "pair_style so3krates: {} is a non-local model: it cannot use `ghosts always`", model_path);
+    error->all(FLERR, "pair_style so3krates: {} cannot use `ghosts always`: {}", model_path, NONLOCAL_REASON);
   if (comm->me == 0) {
     if (single_domain)
       utils::logmesg(lmp, "pair so3krates: one rank, the model takes periodic images from the box (no ghost shell)\n");

@@ -57,19 +57,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/mlmm"))
     args = parser.parse_args(argv)
 
-    import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
     import openmm
+    import torch  # noqa: F401  (libtorch before the OpenMM-Torch plugin)
     from openmm import app, unit
     from openmmml import MLPotential
+    from so3k.export.openmm import topology_from_symbols
 
     from so3k.data.molecules import load_molecule
-    from so3k.export.openmm import topology_from_symbols
+    from so3k.units import ANGSTROM_TO_NM
 
     molecule = load_molecule(args.molecule)
     topology = topology_from_symbols(molecule.get_chemical_symbols(), "MLR")
     forcefield = app.ForceField("amber14/tip3p.xml")
     forcefield.registerTemplateGenerator(ligand_template_generator("MLR"))
-    modeller = app.Modeller(topology, molecule.positions * 0.1 * unit.nanometer)
+    modeller = app.Modeller(topology, molecule.positions * ANGSTROM_TO_NM * unit.nanometer)
     modeller.addSolvent(forcefield, model="tip3p", padding=args.padding * unit.nanometer)
     box = min(v[i] for i, v in enumerate(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)))
     cutoff = min(0.9, 0.49 * box)  # PME needs the cutoff below half the box

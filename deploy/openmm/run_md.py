@@ -28,8 +28,9 @@ def load_structure(path: Path):
         box = pdb.topology.getPeriodicBoxVectors()
         return pdb.topology, pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer), box
     from ase.io import read
+    from so3k.export.openmm import openmm_box, topology_from_symbols
 
-    from so3k.export.openmm import topology_from_symbols
+    from so3k.units import ANGSTROM_TO_NM
 
     atoms = read(path)
     topology = topology_from_symbols(atoms.get_chemical_symbols())
@@ -37,19 +38,13 @@ def load_structure(path: Path):
     if atoms.pbc.all():
         from openmm import Vec3
 
-        # OpenMM wants the reduced triclinic form (a along x, b in the xy plane): rotate into it.
-        standard, rotation = atoms.cell.standard_form()
+        vectors, rotation = openmm_box(atoms.cell.array)  # OpenMM's reduced triclinic form
         atoms.positions = atoms.positions @ rotation.T
-        a, b, c = (row.copy() for row in standard)
-        # ... with a_x >= 2|b_x|, a_x >= 2|c_x|, b_y >= 2|c_y|: the same lattice, other vectors.
-        c -= b * round(c[1] / b[1])
-        c -= a * round(c[0] / a[0])
-        b -= a * round(b[0] / a[0])
-        box = [Vec3(*row) for row in np.array([a, b, c]) * 0.1]
+        box = [Vec3(*row) for row in vectors]
         topology.setPeriodicBoxVectors(box)
     elif atoms.pbc.any():
         sys.exit("run_md.py: partially periodic cells are not supported by OpenMM; use a fully periodic box or none")
-    return topology, atoms.positions * 0.1, box
+    return topology, atoms.positions * ANGSTROM_TO_NM, box
 
 
 def platform_or_exit(name: str):
@@ -110,10 +105,9 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.chk")
     args = parser.parse_args(argv)
 
-    import torch  # noqa: F401  (loads libtorch before the OpenMM-Torch plugin)
     import openmm
+    import torch  # noqa: F401  (loads libtorch before the OpenMM-Torch plugin)
     from openmm import app, unit
-
     from so3k.export.openmm import create_force
 
     if not args.structure.exists():

@@ -54,7 +54,7 @@ def end_gap(atoms) -> float:
 
 def predict(checkpoint: Path, structures) -> np.ndarray:
     from so3k.calculators import So3kratesCalculator
-    from so3k.train.checkpoint import model_from_checkpoint
+    from so3k.checkpoint import model_from_checkpoint
 
     calculator = So3kratesCalculator(model=model_from_checkpoint(checkpoint))
     energies = []

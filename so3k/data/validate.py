@@ -8,11 +8,12 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from so3k.data.frames import Frames
+from so3k.errors import So3kError
 
 MAX_ATOMIC_NUMBER = len(chemical_symbols) - 1  # 118
 
 
-class DataError(ValueError):
+class DataError(So3kError, ValueError):
     """A data file cannot be used as it is; the message says where and what to do."""
 
     def __init__(self, source: str | Path, problem: str, frame: int | None = None, hint: str = ""):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from so3k.errors import MissingFileError
+
 _HERE = Path(__file__).parent
 
 
@@ -16,5 +18,5 @@ def path(name: str) -> Path:
     """Path of the shipped data set ``name`` (see :func:`available`)."""
     p = _HERE / f"{name}.extxyz.xz"
     if not p.exists():
-        raise FileNotFoundError(f"no shipped data set {name!r}; available: {', '.join(available()) or 'none'}")
+        raise MissingFileError(f"no shipped data set {name!r}; available: {', '.join(available()) or 'none'}")
     return p

@@ -11,8 +11,10 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from so3k.errors import So3kError
 
-class NeighborListError(ValueError):
+
+class NeighborListError(So3kError, ValueError):
     """Invalid input to :func:`neighbor_list` / :func:`batched_neighbor_list`."""
 
 

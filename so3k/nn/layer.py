@@ -73,7 +73,8 @@ class So3kratesLayer(nn.Module):
         super().__init__()
         self.features = features
         self.nonlocal_attention = nonlocal_attention != "off"
-        self.neighbourhood = SphcNeighbourhood(nonlocal_attention if self.nonlocal_attention else "fixed", nonlocal_threshold)
+        # psi of the non-local SPHC attention; a local layer has none (TorchScript drops the branch)
+        self.neighbourhood = SphcNeighbourhood(nonlocal_attention, nonlocal_threshold) if self.nonlocal_attention else None
         num_degrees = len(degrees)
         self.invariant = SphcInvariant(degrees, invariant)
         self.feature_filter = SphericalFilter(num_radial, num_degrees, features, radial_hidden, sphc_hidden)
@@ -125,7 +126,7 @@ class So3kratesLayer(nn.Module):
                 w_s = self.sphc_filter(h[1], s_ij)
                 dchi.index_add_(0, i, self.sphc_attention(q_s, k_s, w_s, pairs.phi[c], pairs.sph[c], expand, i, j))
             dx.index_add_(0, i, self.feature_attention(q, k, v, self.feature_filter(h[0], s_ij), pairs.phi[c], i, j))
-        if self.nonlocal_attention:
+        if self.neighbourhood is not None:
             psi = self.neighbourhood(chi, g_i, g_j, atoms_in_structure).split(sphc_pairs.chunk)
             sphc_first = stack_radial([sphc_input])
             for c in range(len(sphc_pairs.i)):

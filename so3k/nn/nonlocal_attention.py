@@ -18,7 +18,7 @@ from .ops import safe_sqrt, scatter_sum
 NONLOCAL_MODES = ("off", "fixed", "dynamic")
 
 
-def all_pairs(batch: Tensor) -> Tuple[Tensor, Tensor]:
+def structure_pairs(batch: Tensor) -> Tuple[Tensor, Tensor]:
     """Every ordered pair (i, j), i != j, of atoms in the same structure: O(N^2)."""
     same = batch[:, None] == batch[None, :]
     same.fill_diagonal_(False)

@@ -100,18 +100,18 @@ def spherical_harmonics(u: Tensor, degrees: List[int]) -> Tensor:
                 0.25 * c4_4 * (x2 * x2 - 6.0 * x2 * y2 + y2 * y2),
             ]
         else:
-            raise ValueError("spherical_harmonics: degrees must be in 0..4")
+            raise ValueError("spherical_harmonics: degree above MAX_DEGREE")  # _check_degrees says more, in Python
     return torch.stack(out, dim=-1)
 
 
 def _check_degrees(degrees: List[int]) -> None:
     if len(degrees) == 0:
-        raise ValueError("degrees must be a non-empty list of distinct integers in 0..4")
+        raise ValueError(f"degrees must be a non-empty list of distinct integers in 0..{MAX_DEGREE}")
     for l in degrees:
         if not isinstance(l, numbers.Integral) or isinstance(l, bool) or not 0 <= l <= MAX_DEGREE:
             raise ValueError(f"degree {l!r} not supported: degrees must be integers in 0..{MAX_DEGREE}")
     if len(set(degrees)) != len(degrees):
-        raise ValueError(f"degrees {degrees} contain duplicates: each degree in 0..4 may appear once")
+        raise ValueError(f"degrees {degrees} contain duplicates: each degree in 0..{MAX_DEGREE} may appear once")
 
 
 def monomial_plan(max_degree: int) -> List[List[List[int]]]:

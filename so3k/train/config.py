@@ -14,9 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A training configuration that cannot be used; the message says what to change."""
+from so3k.errors import ConfigError, MissingFileError
 
 
 @dataclass
@@ -162,7 +160,7 @@ def load_config(path: Optional[str | Path], sets: Sequence[str] = ()) -> TrainCo
     if path is not None:
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"training config {path} not found")
+            raise MissingFileError(f"training config {path} not found")
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:

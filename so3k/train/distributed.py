@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from so3k.errors import DeviceError
+
 
 @dataclass
 class Context:
@@ -64,7 +66,7 @@ class Context:
 def setup(device: str = "cpu") -> Context:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is cuda but no CUDA device is available; use device: cpu")
+        raise DeviceError("training.device is cuda but no CUDA device is available; use device: cpu")
     if world_size <= 1:
         return Context(0, 1, torch.device("cuda" if device == "cuda" else "cpu"))
     rank = int(os.environ["RANK"])

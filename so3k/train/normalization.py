@@ -15,6 +15,7 @@ from ase.data import chemical_symbols
 
 from ..data.frames import Frames
 from ..data.stats import element_counts
+from ..errors import InputError
 
 
 @dataclass
@@ -39,7 +40,7 @@ def element_count_matrix(frames: Frames, elements: Sequence[str]) -> np.ndarray:
 
 def fit_normalization(frames: Frames, elements: Sequence[str]) -> Normalization:
     if frames.energy is None:
-        raise ValueError("the training data have no energies: per-element energy shifts cannot be fitted")
+        raise InputError("the training data have no energies: per-element energy shifts cannot be fitted")
     counts = element_count_matrix(frames, elements)
     # lstsq gives the minimum-norm solution when the composition never varies (one molecule):
     # then only the sum of the shifts is determined, which is all the energies can tell.

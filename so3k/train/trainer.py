@@ -21,14 +21,16 @@ import torch
 from tqdm import tqdm
 
 from .. import keys
+from ..capabilities import check_supported
+from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..config import model_config
 from ..data.frames import Frames
 from ..data.io import read_frames
 from ..datasets import available as shipped_datasets
 from ..datasets import path as shipped_path
+from ..errors import So3kError
 from ..forces import ForceField
 from ..model import So3krates
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict, dump_config
 from .data import FrameDataset, GlobalBatchSampler, make_loader
 from .distributed import setup
@@ -38,7 +40,7 @@ from .normalization import Normalization, apply_normalization, fit_normalization
 from .plots import plot_learning_curves, plot_parity
 
 
-class TrainingError(RuntimeError):
+class TrainingError(So3kError, RuntimeError):
     """Training cannot go on; the message says why and what to try."""
 
 
@@ -185,11 +187,10 @@ class Trainer:
         self.eval_model = build(config, self.data.elements).to(self.ctx.device).eval()
         self.eval_force_field = ForceField(self.eval_model).eval()
 
-        if self.model.config.is_nonlocal and any(bool(np.any(part.pbc)) for part in (self.data.train, self.data.valid)):
-            raise TrainingError(
-                "the model has non-local attention, which is defined for non-periodic structures only, but the data "
-                "has periodic frames: set model.nonlocal_attention=off, or train on molecules"
-            )
+        check_supported(
+            self.model.config.is_nonlocal, periodic=any(bool(np.any(part.pbc)) for part in (self.data.train, self.data.valid)),
+            remedy="the data has periodic frames: set model.nonlocal_attention=off, or train on molecules",
+        )
         cutoff = self.model.cutoff
         self.train_set = FrameDataset(self.data.train, self.data.elements, cutoff, self.dtype, config.data.min_distance)
         self.valid_set = FrameDataset(self.data.valid, self.data.elements, cutoff, self.dtype, config.data.min_distance)
@@ -373,8 +374,6 @@ class Trainer:
         )
 
     def _finish(self, reason: str) -> None:
-        from .checkpoint import model_from_checkpoint
-
         best = model_from_checkpoint(self.out / "best.ckpt").to(self.ctx.device)
         valid_loader = make_loader(self.valid_set, GlobalBatchSampler(len(self.valid_set), self.config.training.valid_batch_size, False, 0))
         sums, predictions = predict(ForceField(best).eval(), valid_loader, self.ctx.device, keep=True)

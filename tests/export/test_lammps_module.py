@@ -5,9 +5,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from so3k.export import export_model, load_exported
 
 import so3k
-from so3k.export import export_model, load_exported
+from so3k.species import species_index
 
 
 def with_ghosts(atoms, shell):
@@ -43,7 +44,7 @@ def test_owned_plus_ghosts_equal_the_periodic_model(preset, make_water, run_mode
     atoms = make_water(n_per_side=2, spacing=3.1, seed=6)  # skewed 6.2 Å cell: many images per atom
     owned, positions, owners = with_ghosts(atoms, meta["ghost_cutoff"])
     n_local = len(owned)
-    species = model.species(torch.tensor(owned.numbers[owners]))
+    species = species_index(owned.numbers[owners], model.config.elements)
     energy, forces, atom_energies = module(torch.tensor(positions), species, n_local)
     energy, forces, atom_energies = energy.detach(), forces.detach(), atom_energies.detach()
 
@@ -65,7 +66,7 @@ def test_a_ghost_shell_of_layers_times_cutoff_is_too_thin_for_averaged_sphc_init
     module, _ = load_exported(export_model(model, tmp_path / "lammps.pt", engine="lammps", dtype="float64"), "lammps")
     atoms = make_water(n_per_side=2, spacing=3.1, seed=6)
     owned, positions, owners = with_ghosts(atoms, 2 * model.cutoff)
-    energy = module(torch.tensor(positions), model.species(torch.tensor(owned.numbers[owners])), len(owned))[0]
+    energy = module(torch.tensor(positions), species_index(owned.numbers[owners], model.config.elements), len(owned))[0]
     assert abs(float(energy.detach()) - run_model(model, [owned])[0][0]) > 1e-8
 
 
@@ -75,7 +76,7 @@ def test_pruned_layers_give_the_owned_energies_of_the_full_evaluation(make_water
     model = so3k.build_model("euclidean2024", elements=["H", "O"], layers=3, cutoff=3.0).double()
     owned, positions, owners = with_ghosts(make_water(n_per_side=2, spacing=3.1, seed=2), 9.0)
     r = torch.tensor(positions)
-    species = model.species(torch.tensor(owned.numbers[owners]))
+    species = species_index(owned.numbers[owners], model.config.elements)
     idx_i, idx_j, offsets = so3k.neighbors.neighbor_list(r, model.cutoff)
     full = model.atomic_energies(r, species, idx_i, idx_j, offsets)
     pruned = model.atomic_energies(r, species, idx_i, idx_j, offsets, n_local=len(owned))
@@ -92,7 +93,7 @@ def test_single_domain_equals_the_calculator(periodic, make_water, aspirin, run_
     module, _ = load_exported(export_model(model, tmp_path / "lammps.pt", engine="lammps", dtype="float64"), "lammps")
     cell = torch.tensor(atoms.cell.array if periodic else np.zeros((3, 3)))
     pbc = torch.tensor([periodic] * 3)
-    species = model.species(torch.tensor(atoms.numbers))
+    species = species_index(atoms.numbers, model.config.elements)
     out = module.single_domain(torch.tensor(atoms.positions), species, cell, pbc)
     energy, forces, atom_energies, virial = (t.detach() for t in out)
     e0, f0, s0 = run_model(model, [atoms], stress=periodic)

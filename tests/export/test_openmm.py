@@ -9,11 +9,13 @@ import pytest
 import torch
 from ase import Atoms
 from openmm import unit
+from so3k.export import ExportError, export_model, load_exported
+from so3k.export.openmm import create_force
 
 import so3k
 from so3k.calculators import So3kratesCalculator
-from so3k.export import ExportError, export_model, load_exported
-from so3k.export.openmm import create_force
+from so3k.errors import CapabilityError, UnknownElementError
+from so3k.species import species_index
 from so3k.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 KJ_NM = unit.kilojoule_per_mole / unit.nanometer
@@ -127,7 +129,7 @@ def test_exported_file_round_trip_and_metadata(model, exported, aspirin):
     assert meta["elements"] == ["H", "C", "O"] and meta["cutoff"] == 5.0 and meta["layers"] == 2
     assert meta["dtype"] == "float64" and meta["units"]["energy"] == "kJ/mol" and len(meta["weights_sha256"]) == 64
     assert meta["model_config"]["preset"] == "euclidean2024"
-    module.species = model.species(torch.tensor(aspirin.numbers))
+    module.species = species_index(aspirin.numbers, model.config.elements)
     energy = module(torch.tensor(aspirin.positions * 0.1))
     assert float(energy) == pytest.approx(reference(model, aspirin)[0], rel=1e-12)
 
@@ -161,7 +163,7 @@ def test_bad_files_are_refused_with_the_reason(model, exported, tmp_path, aspiri
         load_exported(junk)
     with pytest.raises(FileNotFoundError):
         load_exported(tmp_path / "missing.pt")
-    with pytest.raises(ExportError, match=r"element\(s\) \['F'\] are not known to the model"):
+    with pytest.raises(UnknownElementError, match=r"element\(s\) \['F'\] \(model .*\) are not known to this model"):
         create_force(exported["float64", False], [6, 9, 1])
     with pytest.raises(ExportError, match="unknown engine 'gromacs'"):
         export_model(model, tmp_path / "x.pt", engine="gromacs")
@@ -217,7 +219,7 @@ def test_static_pair_forward_needs_no_host_synchronisation(model, exported, make
     module, _ = load_exported(exported["float64", outputs_forces])
     box = make_water(n_per_side=4, spacing=3.1, seed=2, skew=False)
     n = len(box)
-    module.species = model.species(torch.tensor(box.numbers))
+    module.species = species_index(box.numbers, model.config.elements)
     positions = torch.tensor(box.positions * 0.1)
     cell = torch.tensor(box.cell.array * 0.1)
     dynamic = ops_called(module, positions, cell)
@@ -244,5 +246,5 @@ def test_non_local_model_in_openmm(tmp_path, make_water):
     e0, f0 = reference(model, atoms)
     assert energy == pytest.approx(e0, rel=1e-10)
     np.testing.assert_allclose(forces, f0, atol=1e-8 * np.abs(f0).max())
-    with pytest.raises(ExportError, match="non-local attention, which is defined for non-periodic systems only"):
+    with pytest.raises(CapabilityError, match="cannot run on a periodic system: non-local attention"):
         openmm_energy_forces(path, make_water(n_per_side=2, spacing=3.1))

@@ -3,12 +3,11 @@
 import json
 
 import numpy as np
-
 import pytest
 import torch
+from so3k.export import export_model
 
 import so3k
-from so3k.export import export_model
 
 DECK = """
 units           {units}
@@ -70,7 +69,7 @@ CASES = {
     "too few element names": (dict(types="O"), 1, "give one element name per atom type: 2 type(s) in this system, 1 name(s)"),
     "NULL type": (dict(types="O NULL"), 1, "type 2 is NULL, but a So3krates model must see every atom"),
     "newton off": (dict(newton="off"), 1, "requires `newton on`"),
-    "non-local on 2 ranks": (dict(model="nonlocal"), 2, "is a non-local model (all-pairs SPHC attention), which cannot be split"),
+    "non-local on 2 ranks": (dict(model="nonlocal"), 2, "cannot be split over MPI ranks: non-local attention compares every pair of atoms"),
     "unknown keyword": (dict(style="cutoff 5"), 1, "unknown keyword cutoff"),
     "no CUDA here": (dict(style="device cuda"), 1, "libtorch sees no CUDA device; use `device cpu`"),
 }
@@ -121,4 +120,4 @@ def test_a_non_local_model_runs_on_one_rank_only_and_without_periodic_boundaries
     lmp.write_structure(periodic, tmp_path / "structure.data", ["C", "H"])
     deck = DECK.format(units="metal", newton="on", style="", model=path, types="C H")
     done = lmp.run(tmp_path, deck, check=False)
-    assert done.returncode != 0 and "defined for non-periodic systems only" in " ".join(done.stdout.split())
+    assert done.returncode != 0 and "cannot run on a periodic box: non-local attention" in " ".join(done.stdout.split())

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from so3k import keys
 from so3k.data.generate.reference import XTB_METHODS, label, xtb_calculator
 from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
+from so3k.errors import InputError
 
 CC_BOND = 1.30  # Å, starting C=C length before optimisation
 CH_BOND = 1.09  # Å
@@ -41,7 +42,7 @@ def build_cumulene(n_carbons: int, dihedral: float = 0.0) -> Atoms:
     ``dihedral`` is the angle (degrees) between the two terminal H-C-H planes.
     """
     if n_carbons < 2:
-        raise ValueError(f"a cumulene needs at least 2 carbons, got {n_carbons}")
+        raise InputError(f"a cumulene needs at least 2 carbons, got {n_carbons}")
     z = np.arange(n_carbons) * CC_BOND
     carbons = np.stack([np.zeros(n_carbons), np.zeros(n_carbons), z], axis=1)
     half = np.radians(HCH_ANGLE / 2)
@@ -101,7 +102,7 @@ def optimised_cumulene(n_carbons: int, method: str = "GFN2-xTB", fmax: float = 0
 def _lengths(values) -> tuple[int, ...]:
     out = tuple(int(v) for v in values)
     if not out or min(out) < 3:
-        raise ValueError(f"chain lengths must be >= 3 carbons, got {list(values)}")
+        raise InputError(f"chain lengths must be >= 3 carbons, got {list(values)}")
     return out
 
 
@@ -120,13 +121,13 @@ class CumuleneConfig:
     def __post_init__(self) -> None:
         self.lengths = _lengths(self.lengths)
         if self.n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
+            raise InputError(f"n_frames must be >= 1, got {self.n_frames}")
         if not 0.0 <= self.max_rotation <= 90.0:
-            raise ValueError(f"max_rotation must be in [0, 90] degrees, got {self.max_rotation}")
+            raise InputError(f"max_rotation must be in [0, 90] degrees, got {self.max_rotation}")
         if self.rattle < 0:
-            raise ValueError(f"rattle must be >= 0 Å, got {self.rattle}")
+            raise InputError(f"rattle must be >= 0 Å, got {self.rattle}")
         if self.method not in XTB_METHODS:
-            raise ValueError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
+            raise InputError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
 
 
 @dataclass
@@ -143,11 +144,11 @@ class ScanConfig:
     def __post_init__(self) -> None:
         self.lengths = _lengths(self.lengths)
         if self.n_points < 2:
-            raise ValueError(f"n_points must be >= 2, got {self.n_points}")
+            raise InputError(f"n_points must be >= 2, got {self.n_points}")
         if not 0.0 < self.max_rotation <= 180.0:
-            raise ValueError(f"max_rotation must be in (0, 180] degrees, got {self.max_rotation}")
+            raise InputError(f"max_rotation must be in (0, 180] degrees, got {self.max_rotation}")
         if self.method not in XTB_METHODS:
-            raise ValueError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
+            raise InputError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
 
 
 def _info(n: int, rotation: float) -> dict:

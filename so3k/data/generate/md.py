@@ -31,6 +31,7 @@ from so3k import keys
 from so3k.data.generate.reference import XTB_METHODS, xtb_calculator
 from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 from so3k.data.molecules import BUILTIN, load_molecule
+from so3k.errors import InputError
 
 
 def kinetic_temperature(masses, momenta, numbers) -> dict[str, float]:
@@ -76,25 +77,25 @@ class MDConfig:
     def __post_init__(self) -> None:
         self.molecule = str(self.molecule)  # a Path would not survive the JSON state file
         if self.molecule not in BUILTIN and not Path(self.molecule).is_file():
-            raise ValueError(f"molecule must be one of {', '.join(BUILTIN)} or an existing structure file, got {self.molecule!r}")
+            raise InputError(f"molecule must be one of {', '.join(BUILTIN)} or an existing structure file, got {self.molecule!r}")
         if self.method not in XTB_METHODS:
-            raise ValueError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
+            raise InputError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
         if self.multiplicity < 1:
-            raise ValueError(f"multiplicity must be >= 1 (1 = singlet), got {self.multiplicity}")
+            raise InputError(f"multiplicity must be >= 1 (1 = singlet), got {self.multiplicity}")
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
+            raise InputError(f"temperature must be > 0 K, got {self.temperature}")
         if self.timestep <= 0:
-            raise ValueError(f"timestep must be > 0 fs (0.5 fs resolves X-H vibrations), got {self.timestep}")
+            raise InputError(f"timestep must be > 0 fs (0.5 fs resolves X-H vibrations), got {self.timestep}")
         if self.friction <= 0:
-            raise ValueError(f"friction must be > 0 per fs (e.g. 0.01), got {self.friction}")
+            raise InputError(f"friction must be > 0 per fs (e.g. 0.01), got {self.friction}")
         if self.equilibration_steps < 0:
-            raise ValueError(f"equilibration_steps must be >= 0, got {self.equilibration_steps}")
+            raise InputError(f"equilibration_steps must be >= 0, got {self.equilibration_steps}")
         if self.stride < 1:
-            raise ValueError(f"stride must be >= 1 step between frames, got {self.stride}")
+            raise InputError(f"stride must be >= 1 step between frames, got {self.stride}")
         if self.n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
+            raise InputError(f"n_frames must be >= 1, got {self.n_frames}")
         if self.fmax < 0:
-            raise ValueError(f"fmax must be >= 0 eV/Å (0 skips the pre-optimisation), got {self.fmax}")
+            raise InputError(f"fmax must be >= 0 eV/Å (0 skips the pre-optimisation), got {self.fmax}")
 
 
 def generate_md(config: MDConfig, out: str | Path, *, resume=False, overwrite=False, progress=True, command=None) -> Path:

@@ -9,6 +9,8 @@ from ase.calculators.calculator import all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
+from so3k.errors import InputError, MissingDependencyError
+
 # tblite and PySCF use OpenMP; one thread per process avoids oversubscribing small machines.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -25,11 +27,11 @@ def xtb_calculator(method: str = "GFN2-xTB", charge: int = 0, multiplicity: int 
     errors up to 1e-4 eV/Å on long cumulenes, for ~20% less time.
     """
     if method not in XTB_METHODS:
-        raise ValueError(f"unknown xTB method {method!r}; use one of {', '.join(XTB_METHODS)}")
+        raise InputError(f"unknown xTB method {method!r}; use one of {', '.join(XTB_METHODS)}")
     try:
         from tblite.ase import TBLite
     except ImportError as err:
-        raise ImportError("the xTB generators need tblite: pip install 'so3k[data]'") from err
+        raise MissingDependencyError("the xTB generators need tblite: pip install 'so3k[data]'") from err
 
     class StatelessTBLite(TBLite):
         def calculate(self, atoms=None, properties=None, system_changes=all_changes):

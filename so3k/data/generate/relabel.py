@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from so3k import keys
 from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
 from so3k.data.io import read_frames
+from so3k.errors import InputError
 from so3k.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 
 
@@ -47,15 +48,15 @@ class RelabelConfig:
     def __post_init__(self) -> None:
         self.input = str(self.input)
         if self.multiplicity < 1:
-            raise ValueError(f"multiplicity must be >= 1 (1 for a closed shell), got {self.multiplicity}")
+            raise InputError(f"multiplicity must be >= 1 (1 for a closed shell), got {self.multiplicity}")
         if self.conv_tol <= 0 or self.max_cycle < 1:
-            raise ValueError(f"conv_tol must be > 0 and max_cycle >= 1, got {self.conv_tol} and {self.max_cycle}")
+            raise InputError(f"conv_tol must be > 0 and max_cycle >= 1, got {self.conv_tol} and {self.max_cycle}")
         if not 0 <= self.grid_level <= 9:
-            raise ValueError(f"grid_level must be within 0..9 (PySCF default 3), got {self.grid_level}")
+            raise InputError(f"grid_level must be within 0..9 (PySCF default 3), got {self.grid_level}")
         if self.start < 0 or self.every < 1:
-            raise ValueError(f"start must be >= 0 and every >= 1, got {self.start} and {self.every}")
+            raise InputError(f"start must be >= 0 and every >= 1, got {self.start} and {self.every}")
         if self.n_frames is not None and self.n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1 (or None for all), got {self.n_frames}")
+            raise InputError(f"n_frames must be >= 1 (or None for all), got {self.n_frames}")
 
     @property
     def method(self) -> str:
@@ -100,7 +101,7 @@ def dft_energy_forces(atoms: Atoms, config: RelabelConfig) -> tuple[float, np.nd
 def _check_electrons(atoms: Atoms, config: RelabelConfig, index: int) -> None:
     electrons = int(atoms.numbers.sum()) - config.charge
     if electrons < 1 or (electrons - (config.multiplicity - 1)) % 2:
-        raise ValueError(
+        raise InputError(
             f"frame {index} ({atoms.get_chemical_formula()}) has {electrons} electrons at charge {config.charge}, "
             f"which multiplicity {config.multiplicity} does not fit: change --charge or --multiplicity"
         )
@@ -115,11 +116,11 @@ def _check_method(atoms: Atoms, config: RelabelConfig) -> None:
             warnings.simplefilter("ignore")
             gto.M(atom=_atom_list(atoms), basis=config.basis, charge=config.charge, spin=config.multiplicity - 1, verbose=0)
     except Exception as err:  # noqa: BLE001 - PySCF raises assorted types for unknown bases
-        raise ValueError(f"PySCF cannot use basis {config.basis!r} for {atoms.get_chemical_formula()}: {err}") from None
+        raise InputError(f"PySCF cannot use basis {config.basis!r} for {atoms.get_chemical_formula()}: {err}") from None
     try:
         dft.libxc.parse_xc(config.xc)
     except Exception as err:  # noqa: BLE001
-        raise ValueError(f"PySCF does not know the functional {config.xc!r}: {err}") from None
+        raise InputError(f"PySCF does not know the functional {config.xc!r}: {err}") from None
 
 
 def selected_indices(n_input: int, config: RelabelConfig) -> list[int]:
@@ -131,10 +132,10 @@ def generate_relabel(config: RelabelConfig, out: str | Path, *, resume=False, ov
     """Write the selected frames of ``config.input`` with DFT energies and forces."""
     frames = read_frames(config.input)
     if frames.periodic:
-        raise ValueError(f"{config.input} has periodic frames; relabel runs molecular DFT only (no cell, no pbc)")
+        raise InputError(f"{config.input} has periodic frames; relabel runs molecular DFT only (no cell, no pbc)")
     indices = selected_indices(len(frames), config)
     if not indices:
-        raise ValueError(f"no frames selected: {config.input} has {len(frames)} frames, --start is {config.start}")
+        raise InputError(f"no frames selected: {config.input} has {len(frames)} frames, --start is {config.start}")
     for k in indices:
         _check_electrons(frames.atoms(k), config, k)
     _check_method(frames.atoms(indices[0]), config)

@@ -26,12 +26,13 @@ import ase.io
 
 from so3k.data.io import read_frames
 from so3k.data.stats import compute_stats
+from so3k.errors import So3kError
 
 COMPRESSORS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 _VERSIONED = ("so3k", "ase", "numpy", "tblite", "pyscf", "torch")
 
 
-class ResumeError(RuntimeError):
+class ResumeError(So3kError, RuntimeError):
     """A run cannot be resumed (or started) as asked."""
 
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from so3k import keys
 from so3k.data.generate.reference import XTB_METHODS, label, xtb_calculator
 from so3k.data.generate.sink import FrameSink, add_output_options, run_generator
+from so3k.errors import InputError
 
 WATER_MASS = float(Atoms("OH2").get_masses().sum())  # amu
 R_HH = 2 * rOH * np.sin(np.radians(angleHOH) / 2)  # Å, H-H distance of rigid TIP3P water
@@ -160,28 +161,28 @@ class WaterConfig:
 
     def __post_init__(self) -> None:
         if self.n_molecules < 2:
-            raise ValueError(f"n_molecules must be >= 2, got {self.n_molecules}")
+            raise InputError(f"n_molecules must be >= 2, got {self.n_molecules}")
         if not 0.3 <= self.density <= 2.0:
-            raise ValueError(f"density must be within [0.3, 2] g/cm³ (liquid water is 1.0), got {self.density}")
+            raise InputError(f"density must be within [0.3, 2] g/cm³ (liquid water is 1.0), got {self.density}")
         rc = tip3p_cutoff(self.n_molecules, self.density)
         if rc < MIN_CUTOFF:
-            raise ValueError(
+            raise InputError(
                 f"a box of {self.n_molecules} molecules is too small: TIP3P's cutoff would be {rc:.2f} Å, "
                 f"it needs >= {MIN_CUTOFF} Å; use more molecules (>= 8 at 1 g/cm³)"
             )
         for name in ("temperature", "timestep", "friction"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise InputError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.timestep > 2.0:
-            raise ValueError(f"timestep must be <= 2 fs for rigid water, got {self.timestep}")
+            raise InputError(f"timestep must be <= 2 fs for rigid water, got {self.timestep}")
         if self.equilibration_steps < 0:
-            raise ValueError(f"equilibration_steps must be >= 0, got {self.equilibration_steps}")
+            raise InputError(f"equilibration_steps must be >= 0, got {self.equilibration_steps}")
         if self.stride < 1 or self.n_frames < 1:
-            raise ValueError(f"stride and n_frames must be >= 1, got {self.stride} and {self.n_frames}")
+            raise InputError(f"stride and n_frames must be >= 1, got {self.stride} and {self.n_frames}")
         if self.rattle < 0:
-            raise ValueError(f"rattle must be >= 0 Å, got {self.rattle}")
+            raise InputError(f"rattle must be >= 0 Å, got {self.rattle}")
         if self.method not in XTB_METHODS:
-            raise ValueError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
+            raise InputError(f"method must be one of {', '.join(XTB_METHODS)}, got {self.method!r}")
 
 
 def _md(atoms: Atoms, config: WaterConfig, rng: np.random.Generator) -> Langevin:

@@ -7,6 +7,8 @@ from pathlib import Path
 import ase.io
 from ase import Atoms
 
+from so3k.errors import MissingFileError
+
 _HERE = Path(__file__).parent
 BUILTIN = ("aspirin", "ethanol", "malonaldehyde", "uracil")
 
@@ -17,7 +19,7 @@ def load_molecule(name_or_path: str | Path) -> Atoms:
         return ase.io.read(_HERE / f"{name_or_path}.xyz")
     path = Path(name_or_path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{name_or_path!r} is neither a built-in molecule ({', '.join(BUILTIN)}) nor an existing file"
         )
     atoms = ase.io.read(path)

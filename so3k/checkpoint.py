@@ -9,22 +9,27 @@ torch.load(..., weights_only=True).
     train_config     the resolved training config
     training_state   epoch, step, optimiser, schedule, EMA, early-stopping counters, elapsed time
     history          per-epoch metrics
+
+Training writes them (so3k.train); everything that runs a model reads them through
+`model_from_checkpoint`, or `inference_model`, which also prepares a private copy for inference.
 """
 
+import copy
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .. import __version__
-from ..config import ModelConfig
-from ..model import So3krates
+from . import __version__
+from .config import ModelConfig
+from .errors import InputError, MissingFileError, So3kError
+from .model import So3krates
 
 FORMAT = "so3k-checkpoint"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(So3kError, ValueError):
     """A file that is not a usable so3k checkpoint; the message says why."""
 
 
@@ -41,7 +46,7 @@ def save_checkpoint(path: Union[str, Path], content: Dict[str, Any]) -> None:
 def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} not found")
+        raise MissingFileError(f"checkpoint {path} not found")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
@@ -64,7 +69,7 @@ def model_from_checkpoint(checkpoint: Union[str, Path, Dict[str, Any]], weights:
     """The model of a checkpoint with its EMA weights (weights='ema', default) or the raw ones."""
     content = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     if weights not in ("ema", "raw"):
-        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
+        raise InputError(f"weights must be 'ema' or 'raw', got {weights!r}")
     model = So3krates(ModelConfig.from_dict(content["model_config"]))
     state = content["state_dict"] if weights == "ema" else content.get("raw_state_dict", content["state_dict"])
     dtype = next(iter(v for v in state.values() if v.dtype.is_floating_point)).dtype
@@ -74,3 +79,20 @@ def model_from_checkpoint(checkpoint: Union[str, Path, Dict[str, Any]], weights:
     except RuntimeError as error:
         raise CheckpointError(f"the checkpoint's weights do not fit its model config: {str(error)[:300]}") from None
     return model.eval()
+
+
+def inference_model(
+    source: Union[So3krates, str, Path, Dict[str, Any]],
+    dtype: Optional[torch.dtype] = None,
+    device: Union[str, torch.device, None] = None,
+) -> So3krates:
+    """A private copy of a model (or of a checkpoint's EMA model) ready for inference: in `dtype`
+    and on `device` (default: unchanged), in eval mode, weights without gradients (forces need
+    d/dR only). The caller's model is never converted in place: it may still be training."""
+    if dtype is not None and dtype not in (torch.float32, torch.float64):
+        raise InputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    model = copy.deepcopy(source) if isinstance(source, So3krates) else model_from_checkpoint(source)
+    model = model.to(device=device, dtype=dtype).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
