@@ -9,7 +9,7 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 
 import so3k
 from so3k.calculators import So3kratesCalculator
-from so3k.graph import StructureError
+from so3k.errors import StructureError
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,11 @@ def test_demo_trains_evaluates_and_points_at_its_artifacts(tmp_path, capsys):
     assert best == tmp_path / "best.ckpt" and best.exists()
     assert "held-back test frames (200 never seen in training)" in out
     assert (tmp_path / "learning_curves.png").exists() and (tmp_path / "parity_valid.png").exists()
-    train_demo_model(tmp_path, minutes=0.01)  # a second demo replaces the first
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    first = best.stat().st_mtime_ns
+    train_demo_model(tmp_path, minutes=0.01)  # a second demo replaces the first: a fresh run, not a resumed one
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == len(rows)
+    assert best.stat().st_mtime_ns > first
 
 
 def test_demo_exports_and_runs_openmm(tmp_path, capsys):

@@ -145,3 +145,11 @@ def test_periodic_structures_are_refused(make_water, tmp_path):
     graph = so3k.graph.build_graph([water], model.config.elements, model.cutoff, torch.float64)
     with pytest.raises(ValueError, match="cannot evaluate periodic images: non-local attention"):
         ForceField(model)(**graph.inputs())
+
+
+def test_only_non_local_layers_carry_an_sphc_neighbourhood():
+    local = so3k.build_model("euclidean2024", elements=["H", "C"], layers=2, features=32)
+    assert all(layer.neighbourhood is None for layer in local.layers)
+    assert not any(isinstance(m, SphcNeighbourhood) for m in local.modules())
+    non_local = model_for("fixed")
+    assert all(isinstance(layer.neighbourhood, SphcNeighbourhood) for layer in non_local.layers)

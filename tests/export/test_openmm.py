@@ -248,3 +248,45 @@ def test_non_local_model_in_openmm(tmp_path, make_water):
     np.testing.assert_allclose(forces, f0, atol=1e-8 * np.abs(f0).max())
     with pytest.raises(CapabilityError, match="cannot run on a periodic system: non-local attention"):
         openmm_energy_forces(path, make_water(n_per_side=2, spacing=3.1))
+
+
+def test_the_module_exposes_only_what_create_force_sets(exported):
+    from so3k.export.openmm import PER_SYSTEM
+
+    for key in exported:
+        module, _ = load_exported(exported[key])
+        assert sorted(name for name, _ in module.named_buffers()) == sorted(PER_SYSTEM)
+
+
+def test_system_from_atoms_reduces_a_triclinic_cell_for_openmm(model, exported, make_water):
+    from so3k.export.openmm import system_from_atoms
+
+    atoms = make_water(n_per_side=2, spacing=3.3, seed=5, skew=False)
+    # the same lattice as OpenMM's reduced form would have, but b_x > a_x / 2: OpenMM refuses it as given
+    atoms.set_cell([[6.6, 0.0, 0.0], [4.5, 6.4, 0.0], [-1.5, 2.2, 6.5]], scale_atoms=True)
+    e0, f0 = reference(model, atoms)
+    system = system_from_atoms(exported["float64", False], atoms)
+    a, b, c = system.getDefaultPeriodicBoxVectors()
+    assert b[0].value_in_unit(unit.nanometer) == pytest.approx((4.5 - 6.6) * 0.1)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(atoms.positions * 0.1)
+    state = context.getState(getEnergy=True, getForces=True)
+    assert state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(state.getForces(asNumpy=True).value_in_unit(KJ_NM), f0, atol=1e-9 * np.abs(f0).max())
+    rotated = atoms.copy()
+    rotated.rotate(30, "z", rotate_cell=True)
+    with pytest.raises(ExportError, match="rotate the structure first"):
+        system_from_atoms(exported["float64", False], rotated)
+
+
+def test_export_refuses_options_it_cannot_honour(model, tmp_path):
+    from so3k.checkpoint import save_checkpoint
+
+    with pytest.raises(ExportError, match="--outputs-forces is an OpenMM option"):
+        export_model(model, tmp_path / "l.pt", engine="lammps", outputs_forces=True)
+    checkpoint = tmp_path / "m.ckpt"
+    save_checkpoint(checkpoint, {"model_config": model.config.to_dict(), "state_dict": model.state_dict()})
+    before = checkpoint.read_bytes()
+    with pytest.raises(ExportError, match="is the checkpoint itself"):
+        export_model(checkpoint, checkpoint)
+    assert checkpoint.read_bytes() == before
