@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, model_from_checkpoint
+from .checkpoint import inference_model, load_checkpoint, model_from_checkpoint
 from .data.frames import Frames
 from .data.io import read_frames
 from .errors import InputError
@@ -40,7 +40,7 @@ def evaluate(
     and the references in ref_energy / ref_forces).
     """
     content = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(content)
+    model = inference_model(content)
     frames = read_frames(resolve_data_path(str(data)), energy_key=energy_key, forces_key=forces_key, energy_unit=energy_unit,
                          length_unit=length_unit, require_energy=True)
     if subset not in SUBSETS:
