@@ -70,7 +70,10 @@ class ForceField(nn.Module):
             positions_d, cell_d = strained(positions, cell, strain, batch)
         else:
             positions_d, cell_d = positions, cell
-        shifts = pair_shifts(offsets, cell_d, batch.index_select(0, idx_i))
+        if num_graphs == 1:  # every engine step: one (P,3)x(3,3) matmul, no per-pair gather of cells
+            shifts = pair_shifts(offsets, cell_d[0])
+        else:
+            shifts = pair_shifts(offsets, cell_d, batch.index_select(0, idx_i))
         e_i = self.model.atomic_energies(positions_d, species, idx_i, idx_j, shifts, batch, n_local)
         if n_local >= 0:
             e_i = e_i[:n_local]
