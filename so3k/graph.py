@@ -41,8 +41,9 @@ class Graph:
         return pair_shifts(self.offsets, self.cell, self.batch.index_select(0, self.idx_i))
 
 
-def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] = None) -> None:
-    """Refuse what would give meaningless energies, saying what is wrong and what to do."""
+def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] = None) -> Tensor:
+    """Refuse what would give meaningless energies, saying what is wrong and what to do; the
+    atoms' species (N,) for a model of `elements` if all is well."""
     where = "" if index is None else f" (structure {index})"
     if len(atoms) == 0:
         raise StructureError(f"empty structure{where}: a model needs at least one atom")
@@ -50,7 +51,7 @@ def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] 
     if not np.isfinite(positions).all():
         bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
         raise StructureError(f"non-finite (NaN or inf) positions{where} for atom(s) {bad[:10].tolist()}")
-    species_index(atoms.numbers, elements, where)
+    species = species_index(atoms.numbers, elements, where)
     if atoms.pbc.any():
         lengths = np.linalg.norm(atoms.cell.array, axis=1)
         if (lengths[atoms.pbc] == 0).any() or abs(np.linalg.det(atoms.cell.complete())) < 1e-12:
@@ -58,6 +59,7 @@ def check_structure(atoms: Atoms, elements: Sequence[str], index: Optional[int] 
                 f"periodic structure{where} with a zero-volume cell: give every periodic direction a cell "
                 "vector (atoms.cell) or set atoms.pbc = False"
             )
+    return species
 
 
 def build_graph(
@@ -73,7 +75,7 @@ def build_graph(
     parts: Dict[str, List[Tensor]] = {k: [] for k in ("positions", "species", "idx_i", "idx_j", "offsets", "cell", "pbc", "batch")}
     start = 0
     for b, atoms in enumerate(structures):
-        check_structure(atoms, elements, index=b if len(structures) > 1 else None)
+        species = check_structure(atoms, elements, index=b if len(structures) > 1 else None)
         positions = torch.tensor(atoms.get_positions(), dtype=dtype, device=device)
         pbc = torch.tensor(atoms.pbc, dtype=torch.bool, device=device)
         # A slab may leave its non-periodic vector zero; complete() fills it in, which changes no pair.
@@ -91,7 +93,7 @@ def build_graph(
                     f"{min_distance} Å: overlapping atoms (check units: positions must be in Å)"
                 )
         parts["positions"].append(positions)
-        parts["species"].append(species_index(atoms.numbers, elements).to(device))
+        parts["species"].append(species.to(device))
         parts["idx_i"].append(idx_i + start)
         parts["idx_j"].append(idx_j + start)
         parts["offsets"].append(offsets)
