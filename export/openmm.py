@@ -25,6 +25,7 @@ from so3k.species import species_index
 from so3k.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 from .metadata import build_metadata, load_module, save_module
+from .plugins import import_openmmtorch
 
 UNITS = {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
 # What create_force sets on a loaded module for its System; everything else is frozen.
@@ -138,7 +139,7 @@ def create_force(
     systems then use the minimum image, which needs a box at least twice the cutoff wide:
     give the smallest box width in nm as box_width (taken from the topology if it has a box).
     """
-    import openmmtorch  # after torch (imported above): openmmtorch needs torch's libraries loaded
+    openmmtorch = import_openmmtorch()  # works whatever was imported first
 
     module, meta = load_module(model_path, "openmm")
     numbers = _atomic_numbers(topology_or_atomic_numbers)

@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("checkpoint")
     info.set_defaults(func=_info)
 
+    doctor = commands.add_parser("doctor", help="torch, GPUs, OpenMM platforms and TorchForce kernels, LAMMPS plugin: what works here")
+    doctor.set_defaults(func=_doctor)
+
     demo = commands.add_parser("demo", help="the main job on bundled data (see README)")
     demo.set_defaults(func=_demo)
     return parser
@@ -218,6 +221,12 @@ def _info(args: argparse.Namespace) -> int:
 
     print(describe(args.checkpoint))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from so3k.doctor import doctor
+
+    return doctor()
 
 
 def _demo(args: argparse.Namespace) -> int:
