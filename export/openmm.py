@@ -7,6 +7,7 @@ force is told setOutputsForces(True). Positions are those of every particle of t
 float32 or float64, never wrapped. Units are converted here and nowhere else.
 """
 
+import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -18,9 +19,9 @@ from so3k import keys
 from so3k.capabilities import check_supported
 from so3k.errors import ExportError
 from so3k.forces import ForceField
-from so3k.geometry import minimum_image_offsets
 from so3k.model import So3krates
 from so3k.neighbors import neighbor_list
+from so3k.neighbors.fixed_capacity import fixed_capacity_pairs
 from so3k.species import species_index
 from so3k.units import ANGSTROM_TO_NM, EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
@@ -29,7 +30,7 @@ from .plugins import import_openmmtorch
 
 UNITS = {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
 # What create_force sets on a loaded module for its System; everything else is frozen.
-PER_SYSTEM = ["species", "atoms", "pair_i", "pair_j"]
+PER_SYSTEM = ["species", "atoms", "neighbour_slots"]
 
 
 class OpenMMPotential(nn.Module):
@@ -47,11 +48,10 @@ class OpenMMPotential(nn.Module):
         self.energy_scale = float(EV_TO_KJ_PER_MOL)
         self.register_buffer("species", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
-        # Static-pair mode (for CUDA graphs): all ordered pairs of ML atoms, fixed at force
-        # creation; pairs beyond the cutoff get weight 0 in the model, so no pair list is built
-        # and nothing in forward depends on the data for its shape or needs the host.
-        self.register_buffer("pair_i", torch.zeros(0, dtype=torch.long))
-        self.register_buffer("pair_j", torch.zeros(0, dtype=torch.long))
+        # CUDA-graph mode: a pair list of fixed size (so3k.neighbors.fixed_capacity) with as many
+        # slots per atom as this buffer has entries (its shape, not its values, so no host read);
+        # empty means the ordinary neighbour list.
+        self.register_buffer("neighbour_slots", torch.zeros(0))
 
     def evaluate(self, positions: Tensor, box: Optional[Tensor], compute_forces: bool) -> Dict[str, Tensor]:
         """ForceField's outputs (eV, Å) for the ML atoms, from all System positions (nm)."""
@@ -61,12 +61,9 @@ class OpenMMPotential(nn.Module):
         if r.shape[0] != self.species.shape[0]:
             raise RuntimeError("the number of ML atoms does not match the species set by create_force")
         cell = r.new_zeros((1, 3, 3)) if box is None else (box.to(r.dtype) * self.length_scale)[None]
-        if self.pair_i.numel() > 0:
-            idx_i, idx_j = self.pair_i, self.pair_j
-            if box is None:
-                offsets = r.new_zeros((idx_i.shape[0], 3))
-            else:
-                offsets = minimum_image_offsets(r.index_select(0, idx_j) - r.index_select(0, idx_i), cell[0])
+        capacity = self.neighbour_slots.shape[0]
+        if capacity > 0:
+            idx_i, idx_j, offsets = fixed_capacity_pairs(r, self.cutoff, capacity, None if box is None else cell[0])
         else:
             # an OpenMM box is periodic in all three directions (pbc None: all True with a cell)
             idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None if box is None else cell[0], None)
@@ -121,23 +118,33 @@ def _atomic_numbers(system: Any) -> list:
     return [int(z) for z in system]
 
 
+def default_max_neighbours(cutoff: float) -> int:
+    """Neighbour slots per atom for a cutoff (Å): 1.5x the atoms within it at liquid water's
+    density, 0.1 atoms/Å^3 (dense organic and inorganic matter is at or below it)."""
+    return int(math.ceil(1.5 * 0.1 * 4.0 / 3.0 * math.pi * cutoff**3 / 8.0)) * 8
+
+
 def create_force(
     model_path: Union[str, Path],
     topology_or_atomic_numbers: Any,
     atoms: Optional[Sequence[int]] = None,
     periodic: Optional[bool] = None,
-    static_pairs: bool = False,
+    cuda_graphs: bool = False,
+    max_neighbours: Optional[int] = None,
     box_width: Optional[float] = None,
 ):
     """An openmmtorch.TorchForce evaluating the exported model on the System's ML atoms.
 
     topology_or_atomic_numbers: an openmm.app.Topology or the atomic numbers of all particles.
     atoms: indices of the ML atoms (default all). periodic: default from the topology's box.
-    static_pairs: use all ordered pairs of ML atoms instead of a neighbour list (O(N^2), for
-    ML regions of up to a few hundred atoms): fixed shapes and no host synchronisation, so the
-    force can run in a CUDA graph (it also sets the force's useCUDAGraphs property). Periodic
-    systems then use the minimum image, which needs a box at least twice the cutoff wide:
-    give the smallest box width in nm as box_width (taken from the topology if it has a box).
+    cuda_graphs: build the pair list inside the model with a fixed number of slots per atom
+    (max_neighbours, default default_max_neighbours(cutoff)), so that forward has fixed shapes
+    and never waits for the host, and set the force's useCUDAGraphs property (read by the CUDA
+    platform). The search compares all pairs of ML atoms (O(N^2) elementwise, on the device);
+    the model works on N * max_neighbours pairs. An atom with more neighbours within the cutoff
+    stops the simulation with an error that says so. Periodic systems use the minimum image,
+    which needs a box at least twice the cutoff wide: give the smallest box width in nm as
+    box_width, or a topology with a box.
     """
     openmmtorch = import_openmmtorch()  # works whatever was imported first
 
@@ -161,29 +168,29 @@ def create_force(
         raise ExportError("no ML atoms: give a topology with atoms or a non-empty atoms= list")
     module.species = species_index(ml_numbers, meta["elements"], where=f" (model {model_path})")
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
-    if static_pairs:
+    if cuda_graphs:
         if periodic:
             if box_width is None and hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors"):
                 vectors = topology_or_atomic_numbers.getPeriodicBoxVectors()
                 if vectors is not None:
                     box_width = min(vectors[k][k].value_in_unit(vectors[k][k].unit) for k in range(3))
             if box_width is None:
-                raise ExportError("static_pairs with a periodic system needs box_width (nm) or a topology with a box")
+                raise ExportError("cuda_graphs with a periodic system needs box_width (nm) or a topology with a box")
             min_width = 2 * meta["cutoff"] * ANGSTROM_TO_NM
             if min_width > box_width:
                 raise ExportError(
-                    f"static_pairs uses the minimum image, which needs a box at least twice the cutoff wide "
-                    f"({min_width:.2f} nm); this box is {box_width:.2f} nm: use static_pairs=False"
+                    f"cuda_graphs uses the minimum image, which needs a box at least twice the cutoff wide "
+                    f"({min_width:.2f} nm); this box is {box_width:.2f} nm: use cuda_graphs=False"
                 )
-        n = len(ml_numbers)
-        i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-        off_diagonal = i != j
-        module.pair_i, module.pair_j = i[off_diagonal].contiguous(), j[off_diagonal].contiguous()
+        slots = max_neighbours or default_max_neighbours(meta["cutoff"])
+        if slots < 1:
+            raise ExportError(f"max_neighbours must be at least 1, got {slots}")
+        module.neighbour_slots = torch.zeros(min(slots, max(len(ml_numbers) - 1, 1)))
     force = openmmtorch.TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     force.setOutputsForces(bool(meta.get("outputs_forces", False)))
-    if static_pairs:
-        force.setProperty("useCUDAGraphs", "true")  # read by the CUDA platform only
+    if cuda_graphs:
+        force.setProperty("useCUDAGraphs", "true")
     return force
 
 

@@ -47,6 +47,11 @@ def load_structure(path: Path):
     return topology, atoms.positions * ANGSTROM_TO_NM, box
 
 
+# The fixed-size pair search compares all pairs (N^2 work and memory on the device): beyond this
+# many atoms the ordinary neighbour list is cheaper than what CUDA graphs save.
+GRAPH_MAX_ATOMS = 5000
+
+
 def platform_or_exit(name: str):
     import openmm
 
@@ -96,6 +101,9 @@ def main(argv=None) -> int:
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--platform", default="CPU", help="Reference, CPU, CUDA or OpenCL")
+    parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
+                        help="fixed-size pair list and CUDA graphs; auto: on for the CUDA platform with up to "
+                             f"{GRAPH_MAX_ATOMS} atoms and a box at least twice the cutoff wide (or none)")
     parser.add_argument("--precision", choices=["single", "mixed", "double"], default=None, help="CUDA/OpenCL precision")
     parser.add_argument("--report", type=int, default=10, help="steps between state/trajectory reports")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoint files")
@@ -106,9 +114,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import openmm
-    import torch  # noqa: F401  (loads libtorch before the OpenMM-Torch plugin)
     from openmm import app, unit
+    from so3k.export import load_exported
     from so3k.export.openmm import create_force
+    from so3k.units import ANGSTROM_TO_NM
 
     if not args.structure.exists():
         sys.exit(f"run_md.py: structure {args.structure} not found")
@@ -118,7 +127,11 @@ def main(argv=None) -> int:
         system.addParticle(atom.element.mass)
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
-    system.addForce(create_force(args.model, topology, periodic=box is not None))
+    cutoff_nm = load_exported(args.model)[1]["cutoff"] * ANGSTROM_TO_NM
+    box_width = None if box is None else min(box[k][k] for k in range(3))
+    fits = topology.getNumAtoms() <= GRAPH_MAX_ATOMS and (box_width is None or box_width >= 2 * cutoff_nm)
+    graphs = args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and args.platform == "CUDA" and fits)
+    system.addForce(create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width))
 
     dt = args.timestep * unit.femtoseconds
     if args.ensemble == "nvt":
@@ -166,7 +179,8 @@ def main(argv=None) -> int:
     simulation.saveCheckpoint(str(checkpoint))
     ns_per_day = remaining * args.timestep * 1e-6 / (wall / 86400)
     plot_energy(state_csv, args.out / "energy.png")
-    print(f"{remaining} steps in {wall:.1f} s: {ns_per_day:.3f} ns/day on {args.platform}; "
+    print(f"{remaining} steps in {wall:.1f} s: {ns_per_day:.3f} ns/day on {args.platform} "
+          f"(CUDA graphs {'on' if graphs else 'off'}); "
           f"outputs in {args.out}/ (state.csv, {trajectory.name}, checkpoint.chk, energy.png)")
     return 0
 

@@ -44,7 +44,7 @@ def test_run_md_writes_outputs_and_resumes(trained, tmp_path, capsys):
     out = tmp_path / "md"
     assert main([str(structure), str(trained), "--steps", "30", "--report", "5", "--checkpoint-every", "10",
                  "--platform", "Reference", "--out", str(out)]) == 0
-    assert "ns/day on Reference" in capsys.readouterr().out
+    assert "ns/day on Reference (CUDA graphs off)" in capsys.readouterr().out
     for name in ("state.csv", "trajectory.dcd", "checkpoint.chk", "energy.png"):
         assert (out / name).stat().st_size > 0
     assert len(read_rows(out / "state.csv")) == 6
@@ -58,6 +58,19 @@ def test_run_md_writes_outputs_and_resumes(trained, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "8 frames, 9 atoms" in text and "dihedral 0-1-2-3" in text and (out / "analysis.png").exists()
 
+
+
+def test_cuda_graph_mode_follows_the_same_trajectory(trained, tmp_path, capsys):
+    # the fixed-size pair list (what CUDA graphs need) on the Reference platform: same states
+    main = run_md()
+    structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
+    for mode in ("off", "on"):
+        assert main([str(structure), str(trained), "--steps", "20", "--report", "10", "--platform", "Reference",
+                     "--ensemble", "nve", "--cuda-graphs", mode, "--out", str(tmp_path / mode)]) == 0
+        assert f"(CUDA graphs {mode})" in capsys.readouterr().out
+    off, on = read_rows(tmp_path / "off" / "state.csv"), read_rows(tmp_path / "on" / "state.csv")
+    key = "Potential Energy (kJ/mole)"
+    assert [float(r[key]) for r in on] == pytest.approx([float(r[key]) for r in off], rel=1e-9)
 
 
 def test_missing_platform_says_what_is_available(trained, capsys):

@@ -169,14 +169,15 @@ def test_bad_files_are_refused_with_the_reason(model, exported, tmp_path, aspiri
         export_model(model, tmp_path / "x.pt", engine="gromacs")
 
 
-def openmm_static(path, atoms, box_width=None):
+def openmm_graphs(path, atoms, box_width=None, ml_atoms=None, max_neighbours=None):
     system = openmm.System()
     for _ in range(len(atoms)):
         system.addParticle(1.0)
     periodic = bool(atoms.pbc.any())
     if periodic:
         system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) * 0.1 for row in atoms.cell.array])
-    force = create_force(path, atoms.numbers, periodic=periodic, static_pairs=True, box_width=box_width)
+    force = create_force(path, atoms.numbers, atoms=ml_atoms, periodic=periodic, cuda_graphs=True, box_width=box_width,
+                         max_neighbours=max_neighbours)
     assert force.getProperties()["useCUDAGraphs"] == "true"
     system.addForce(force)
     context = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName("Reference"))
@@ -186,34 +187,57 @@ def openmm_static(path, atoms, box_width=None):
 
 
 @pytest.mark.parametrize("outputs_forces", [False, True])
-def test_static_pairs_equal_the_neighbour_list(model, exported, aspirin, make_water, outputs_forces):
+def test_fixed_capacity_pairs_equal_the_neighbour_list(model, exported, aspirin, make_water, outputs_forces):
     path = exported["float64", outputs_forces]
     e0, f0 = reference(model, aspirin)
-    e, f = openmm_static(path, aspirin)
+    e, f = openmm_graphs(path, aspirin)
     assert e == pytest.approx(e0, rel=1e-10)
     np.testing.assert_allclose(f, f0, atol=1e-9 * np.abs(f0).max())
     box = make_water(n_per_side=4, spacing=3.1, seed=2, skew=False)  # 12.4 Å: more than twice the cutoff
     box.set_cell(box.cell.array + np.array([[0, 0, 0], [2.0, 0, 0], [-1.5, 3.0, 0]]), scale_atoms=False)
     box.positions[::3] += box.cell.array[1]  # atoms outside the box
     e0, f0 = reference(model, box)
-    e, f = openmm_static(path, box, box_width=1.24)
+    e, f = openmm_graphs(path, box, box_width=1.24)  # 80 slots for 191 other atoms: only the nearest
     assert e == pytest.approx(e0, rel=1e-10)
     np.testing.assert_allclose(f, f0, atol=1e-9 * np.abs(f0).max())
     with pytest.raises(ExportError, match="needs a box at least twice the cutoff wide"):
-        openmm_static(path, triclinic_water(make_water), box_width=0.66)
+        openmm_graphs(path, triclinic_water(make_water), box_width=0.66)
+
+
+def test_fixed_capacity_pairs_for_an_ml_subset_and_their_overflow(model, exported, aspirin):
+    ml = list(range(0, 21, 2))
+    both = aspirin + aspirin[[0]]
+    both.positions[-1] = [30.0, 30.0, 30.0]  # an MM particle far away
+    e0, f0 = reference(model, aspirin[ml])
+    e, f = openmm_graphs(exported["float64", True], both, ml_atoms=ml)
+    assert e == pytest.approx(e0, rel=1e-10)
+    np.testing.assert_allclose(f[ml], f0, atol=1e-9 * np.abs(f0).max())
+    assert np.abs(np.delete(f, ml, axis=0)).max() == 0.0
+    with pytest.raises(Exception, match="more neighbours within the cutoff than the fixed pair capacity"):
+        openmm_graphs(exported["float64", False], aspirin, max_neighbours=4)
 
 
 SYNCING_OPS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::unique_dim", "aten::_unique2"}
 
 
 def ops_called(module, *inputs):
+    """Names of the ops a call runs, leaving out what runs inside the device-side overflow check
+    (on a GPU one kernel; on the CPU it reads its flag at once)."""
     with torch.profiler.profile() as profile:
         module(*inputs)
-    return {event.name for event in profile.events()}
+
+    def inside_check(event):
+        while event is not None:
+            if event.name == "aten::_functional_assert_async":
+                return True
+            event = event.cpu_parent
+        return False
+
+    return {event.name for event in profile.events() if not inside_check(event)}
 
 
 @pytest.mark.parametrize("outputs_forces", [False, True])
-def test_static_pair_forward_needs_no_host_synchronisation(model, exported, make_water, outputs_forces):
+def test_cuda_graph_forward_needs_no_host_synchronisation(model, exported, make_water, outputs_forces):
     # What CUDA graphs need, checked on CPU: no op that reads a value back to the host
     # (.item(), bool(tensor)) or makes a data-dependent shape (nonzero, masked_select, unique).
     module, _ = load_exported(exported["float64", outputs_forces])
@@ -224,9 +248,9 @@ def test_static_pair_forward_needs_no_host_synchronisation(model, exported, make
     cell = torch.tensor(box.cell.array * 0.1)
     dynamic = ops_called(module, positions, cell)
     assert dynamic & SYNCING_OPS  # the neighbour list does synchronise: the check can fail
-    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    module.pair_i, module.pair_j = i[i != j], j[i != j]
-    assert not ops_called(module, positions, cell) & SYNCING_OPS
+    module.neighbour_slots = torch.zeros(min(64, n - 1))
+    graphed = ops_called(module, positions, cell)
+    assert "aten::topk" in graphed and not graphed & SYNCING_OPS
 
 
 def test_non_local_model_in_openmm(tmp_path, make_water):
