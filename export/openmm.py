@@ -62,13 +62,21 @@ class OpenMMPotential(nn.Module):
             raise RuntimeError("the number of ML atoms does not match the species set by create_force")
         cell = r.new_zeros((1, 3, 3)) if box is None else (box.to(r.dtype) * self.length_scale)[None]
         capacity = self.neighbour_slots.shape[0]
+        overflow = torch.zeros((), dtype=torch.bool, device=r.device)
         if capacity > 0:
-            idx_i, idx_j, offsets = fixed_capacity_pairs(r, self.cutoff, capacity, None if box is None else cell[0])
+            idx_i, idx_j, offsets, overflow = fixed_capacity_pairs(r, self.cutoff, capacity, None if box is None else cell[0])
         else:
             # an OpenMM box is periodic in all three directions (pbc None: all True with a cell)
             idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None if box is None else cell[0], None)
         batch = torch.zeros(r.shape[0], dtype=torch.long, device=r.device)
-        return self.force_field(r, self.species, idx_i, idx_j, offsets, cell, batch, 1, compute_forces=compute_forces)
+        out = self.force_field(r, self.species, idx_i, idx_j, offsets, cell, batch, 1, compute_forces=compute_forces)
+        if capacity > 0:  # more neighbours than slots: NaN energy and forces, and OpenMM stops
+            poison = torch.where(overflow, float("nan"), 0.0).to(out[keys.ENERGY].dtype)
+            for key in list(out.keys()):
+                out[key] = out[key] + poison
+            # times the positions, so that OpenMM-Torch's own gradient of the energy is NaN too
+            out[keys.ENERGY] = out[keys.ENERGY] + poison * r.sum()
+        return out
 
     def forward(self, positions: Tensor, box: Optional[Tensor] = None) -> Tensor:
         energy = self.evaluate(positions, box, False)[keys.ENERGY][0]
@@ -90,8 +98,10 @@ class OpenMMPotentialWithForces(OpenMMPotential):
 def export_openmm(model: So3krates, path: Union[str, Path], outputs_forces: bool = False) -> Path:
     """Script and save a model prepared for inference (so3k.checkpoint.inference_model)."""
     cls = OpenMMPotentialWithForces if outputs_forces else OpenMMPotential
-    # weights become constants; the per-system buffers stay settable
-    module = torch.jit.freeze(torch.jit.script(cls(model).eval()), preserved_attrs=PER_SYSTEM)
+    # Scripted, not frozen: TorchForce moves the module to its device (module.to(cuda)) and then
+    # freezes it itself, and .to() cannot move the constants a frozen module has baked into its
+    # graph (pytorch#57569), so a frozen export would fail on the CUDA platform.
+    module = torch.jit.script(cls(model).eval())
     meta = build_metadata(model, "openmm", UNITS, outputs_forces=outputs_forces)
     return save_module(module, path, meta)
 
@@ -142,7 +152,8 @@ def create_force(
     and never waits for the host, and set the force's useCUDAGraphs property (read by the CUDA
     platform). The search compares all pairs of ML atoms (O(N^2) elementwise, on the device);
     the model works on N * max_neighbours pairs. An atom with more neighbours within the cutoff
-    stops the simulation with an error that says so. Periodic systems use the minimum image,
+    makes the energy and forces NaN (found on the device, without a host read), which stops the
+    simulation ("Particle coordinate is NaN"). Periodic systems use the minimum image,
     which needs a box at least twice the cutoff wide: give the smallest box width in nm as
     box_width, or a topology with a box.
     """

@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
                         help="fixed-size pair list and CUDA graphs; auto: on for the CUDA platform with up to "
                              f"{GRAPH_MAX_ATOMS} atoms and a box at least twice the cutoff wide (or none)")
+    parser.add_argument("--max-neighbours", type=int, default=None,
+                        help="neighbour slots per atom with CUDA graphs (default: 1.5x liquid-water density within the cutoff)")
     parser.add_argument("--precision", choices=["single", "mixed", "double"], default=None, help="CUDA/OpenCL precision")
     parser.add_argument("--report", type=int, default=10, help="steps between state/trajectory reports")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoint files")
@@ -117,6 +119,7 @@ def main(argv=None) -> int:
     from openmm import app, unit
     from so3k.export import load_exported
     from so3k.export.openmm import create_force
+
     from so3k.units import ANGSTROM_TO_NM
 
     if not args.structure.exists():
@@ -131,7 +134,8 @@ def main(argv=None) -> int:
     box_width = None if box is None else min(box[k][k] for k in range(3))
     fits = topology.getNumAtoms() <= GRAPH_MAX_ATOMS and (box_width is None or box_width >= 2 * cutoff_nm)
     graphs = args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and args.platform == "CUDA" and fits)
-    system.addForce(create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width))
+    system.addForce(create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width,
+                                 max_neighbours=args.max_neighbours))
 
     dt = args.timestep * unit.femtoseconds
     if args.ensemble == "nvt":
@@ -174,7 +178,14 @@ def main(argv=None) -> int:
     )
     simulation.reporters.append(app.CheckpointReporter(str(checkpoint), args.checkpoint_every))
     start = time.perf_counter()
-    simulation.step(remaining)
+    try:
+        simulation.step(remaining)
+    except (openmm.OpenMMException, ValueError) as error:  # OpenMM's NaN check, or its reporters'
+        if graphs and "NaN" in str(error):
+            sys.exit(f"run_md.py: {error}\nWith CUDA graphs, NaN also means that an atom had more neighbours within the "
+                     "cutoff than the fixed pair list has slots: rerun with a larger --max-neighbours (or --cuda-graphs off); "
+                     f"--resume continues from {checkpoint}")
+        raise
     wall = time.perf_counter() - start
     simulation.saveCheckpoint(str(checkpoint))
     ns_per_day = remaining * args.timestep * 1e-6 / (wall / 86400)

@@ -8,10 +8,10 @@ import numpy as np
 import openmm
 import pytest
 from openmm import unit
-
-from so3k.data.molecules import load_molecule
 from so3k.export import export_model
 from so3k.export.openmm import system_from_atoms
+
+from so3k.data.molecules import load_molecule
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +71,14 @@ def test_cuda_graph_mode_follows_the_same_trajectory(trained, tmp_path, capsys):
     off, on = read_rows(tmp_path / "off" / "state.csv"), read_rows(tmp_path / "on" / "state.csv")
     key = "Potential Energy (kJ/mole)"
     assert [float(r[key]) for r in on] == pytest.approx([float(r[key]) for r in off], rel=1e-9)
+
+
+def test_too_few_neighbour_slots_stop_the_run_with_the_reason(trained, tmp_path):
+    main = run_md()
+    structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
+    with pytest.raises(SystemExit, match="rerun with a larger --max-neighbours"):
+        main([str(structure), str(trained), "--steps", "20", "--report", "5", "--platform", "Reference",
+              "--cuda-graphs", "on", "--max-neighbours", "2", "--out", str(tmp_path / "md")])
 
 
 def test_missing_platform_says_what_is_available(trained, capsys):
