@@ -1,0 +1,28 @@
+"""examples/benchmarks/gpu.py in its CPU mode: every section runs and reports numbers, so that the
+scarce GPU run only measures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "benchmarks" / "gpu.py"
+
+
+def test_the_gpu_check_runs_every_section_on_the_cpu(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--out", str(tmp_path)], capture_output=True, text=True)
+    results = json.loads((tmp_path / "results-gpu.json").read_text())
+    assert done.returncode == 0 and not results["errors"], done.stdout[-3000:] + done.stderr[-3000:]
+    assert results["environment"]["torch"] and results["environment"]["openmm"].startswith("8.")
+    for row in results["correctness"]:  # float64 on the device equals the CPU; float32 close to it
+        assert row["forces_rel"] < (1e-10 if row["dtype"] == "float64" else 1e-3), row
+    graphs = {row["cuda_graphs"] for row in results["openmm_agreement"]}
+    assert graphs == {False, True}
+    for row in results["openmm_agreement"]:
+        assert row["forces_rel"] < (1e-10 if row["dtype"] == "float64" else 1e-3), row
+    assert all(row["ms_per_step"] > 0 and row["ns_per_day"] > 0 for row in results["openmm_speed"])
+    assert {row["cuda_graphs"] for row in results["openmm_speed"]} == {False, True}
+    assert all(row["eager_ms"] > 0 for row in results["eager"]) and all(row["structures_per_s"] > 0 for row in results["training"])
+    assert results["nve"]["steps"] > 0 and abs(results["nve"]["drift_kJ_mol_per_ns"]) < 1e3
+    text = (tmp_path / "results-gpu.md").read_text()
+    assert "OpenMM step" in text and "NVE" in text and (tmp_path / "results-gpu.png").stat().st_size > 1000
