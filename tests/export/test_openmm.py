@@ -248,9 +248,14 @@ def test_cuda_graph_forward_needs_no_host_synchronisation(model, exported, make_
     cell = torch.tensor(box.cell.array * 0.1)
     dynamic = ops_called(module, positions, cell)
     assert dynamic & SYNCING_OPS  # the neighbour list does synchronise: the check can fail
+    dynamic_out = module(positions.clone().requires_grad_(not outputs_forces), cell)
     module.neighbour_slots = torch.zeros(min(64, n - 1))
     graphed = ops_called(module, positions, cell)
     assert "aten::topk" in graphed and not graphed & SYNCING_OPS
+    # and the same numbers as the ordinary pair list, in float64
+    graphed_out = module(positions.clone().requires_grad_(not outputs_forces), cell)
+    for a, b in zip(*(out if outputs_forces else (out,) for out in (graphed_out, dynamic_out))):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-12, atol=1e-12 * float(b.abs().max()))
 
 
 def test_non_local_model_in_openmm(tmp_path, make_water):
