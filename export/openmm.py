@@ -29,7 +29,7 @@ from .metadata import build_metadata, load_module, save_module
 from .plugins import import_openmmtorch
 
 UNITS = {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
-# What create_force sets on a loaded module for its System; everything else is frozen.
+# What create_force sets on a loaded module for its System; everything else is fixed at export.
 PER_SYSTEM = ["species", "atoms", "neighbour_slots"]
 
 
