@@ -12,6 +12,7 @@ deploy/openmm/analyse.py plots RMSD and a dihedral from the trajectory with mdtr
 """
 
 import argparse
+import struct
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,44 @@ def load_structure(path: Path):
 # The fixed-size pair search compares all pairs (N^2 work and memory on the device): beyond this
 # many atoms the ordinary neighbour list is cheaper than what CUDA graphs save.
 GRAPH_MAX_ATOMS = 5000
+
+
+def trim_state_csv(path: Path, step: int) -> int:
+    """Drop the rows of a state CSV after `step`; returns the rows kept."""
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#")]
+    rows = [line for line in lines if not line.startswith("#") and line.strip() and int(line.split(",")[0]) <= step]
+    path.write_text("".join(header + rows))
+    return len(rows)
+
+
+def trim_trajectory(path: Path, frames: int, topology: Path) -> None:
+    """Keep the first `frames` frames of a DCD (truncated in place, header patched as OpenMM
+    writes it) or XTC (rewritten with mdtraj) trajectory."""
+    if path.suffix == ".xtc":
+        import mdtraj
+
+        traj = mdtraj.load(str(path), top=str(topology))
+        if traj.n_frames > frames:
+            traj[:frames].save_xtc(str(path))
+        return
+    with path.open("r+b") as f:
+        head = f.read(276)
+        count, first, interval = struct.unpack("<3i", head[8:20])
+        has_box = struct.unpack("<i", head[48:52])[0]
+        comments = struct.unpack("<i", head[92:96])[0]
+        start = 104 + comments + 8  # OpenMM's DCD header: the title block, then the atom count
+        atoms = struct.unpack("<i", head[start - 8:start - 4])[0]
+        size = (56 if has_box else 0) + 3 * (8 + 4 * atoms)
+        if count <= frames:
+            return
+        f.truncate(start + frames * size)
+        f.seek(8)
+        f.write(struct.pack("<i", frames))
+        f.seek(20)
+        f.write(struct.pack("<i", first + (frames - 1) * interval))
 
 
 def platform_or_exit(name: str):
@@ -150,14 +189,21 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint = args.out / "checkpoint.chk"
     state_csv = args.out / "state.csv"
+    trajectory = args.out / f"trajectory.{args.trajectory}"
     append = False
     if args.resume:
         if not checkpoint.exists():
             sys.exit(f"run_md.py: --resume but {checkpoint} does not exist")
         simulation.loadCheckpoint(str(checkpoint))
         append = True
-        print(f"resumed from {checkpoint} at step {simulation.currentStep}")
+        # a run killed after its last checkpoint wrote rows and frames past it: drop them
+        kept = trim_state_csv(state_csv, simulation.currentStep)
+        if trajectory.exists():
+            trim_trajectory(trajectory, kept, args.out / "start.pdb")
+        print(f"resumed from {checkpoint} at step {simulation.currentStep} ({kept} reports kept)")
     else:
+        if any((args.out / name).exists() for name in ("checkpoint.chk", "state.csv")):
+            sys.exit(f"run_md.py: {args.out} already holds a run; continue it with --resume, or choose another --out")
         simulation.context.setPositions(positions)
         simulation.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
         with (args.out / "start.pdb").open("w") as handle:  # the topology for trajectory analysis (mdtraj)
@@ -167,7 +213,6 @@ def main(argv=None) -> int:
         print(f"nothing to do: the run is at step {simulation.currentStep} of {args.steps}")
         return 0
 
-    trajectory = args.out / f"trajectory.{args.trajectory}"
     reporter_cls = app.DCDReporter if args.trajectory == "dcd" else app.XTCReporter
     simulation.reporters.append(reporter_cls(str(trajectory), args.report, append=append and trajectory.exists()))
     fields = dict(step=True, time=True, potentialEnergy=True, kineticEnergy=True, totalEnergy=True, temperature=True, speed=True)
@@ -180,6 +225,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         simulation.step(remaining)
+    except KeyboardInterrupt:
+        simulation.saveCheckpoint(str(checkpoint))
+        sys.exit(f"run_md.py: interrupted at step {simulation.currentStep}; --resume continues from {checkpoint}")
     except (openmm.OpenMMException, ValueError) as error:  # OpenMM's NaN check, or its reporters'
         if graphs and "NaN" in str(error):
             sys.exit(f"run_md.py: {error}\nWith CUDA graphs, NaN also means that an atom had more neighbours within the "

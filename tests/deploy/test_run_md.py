@@ -81,6 +81,61 @@ def test_too_few_neighbour_slots_stop_the_run_with_the_reason(trained, tmp_path)
               "--cuda-graphs", "on", "--max-neighbours", "2", "--out", str(tmp_path / "md")])
 
 
+def test_a_resumed_run_drops_what_was_written_after_its_checkpoint(trained, tmp_path, capsys):
+    import shutil
+
+    import mdtraj
+
+    main = run_md()
+    structure = str(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz")
+    common = [structure, str(trained), "--report", "10", "--platform", "Reference", "--ensemble", "nve"]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    assert main(common + ["--steps", "50", "--out", str(killed)]) == 0
+    shutil.copy(killed / "checkpoint.chk", tmp_path / "at-50.chk")
+    assert main(common + ["--steps", "80", "--out", str(killed), "--resume"]) == 0
+    # as if killed at step 80 before the checkpoint of step 80 was written
+    shutil.copy(tmp_path / "at-50.chk", killed / "checkpoint.chk")
+    assert main(common + ["--steps", "100", "--out", str(killed), "--resume"]) == 0
+    assert "at step 50 (5 reports kept)" in capsys.readouterr().out
+    assert main(common + ["--steps", "100", "--out", str(whole)]) == 0
+    steps = [int(row['#"Step"']) for row in read_rows(killed / "state.csv")]
+    assert steps == [int(row['#"Step"']) for row in read_rows(whole / "state.csv")] == list(range(10, 101, 10))
+    frames = mdtraj.load(str(killed / "trajectory.dcd"), top=str(killed / "start.pdb"))
+    assert frames.n_frames == mdtraj.load(str(whole / "trajectory.dcd"), top=str(whole / "start.pdb")).n_frames == 10
+    energies = [float(row["Potential Energy (kJ/mole)"]) for row in read_rows(killed / "state.csv")]
+    assert energies == pytest.approx([float(row["Potential Energy (kJ/mole)"]) for row in read_rows(whole / "state.csv")], rel=1e-9)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_continue(trained, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "md"
+    command = [sys.executable, str(ROOT / "deploy" / "openmm" / "run_md.py"), str(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"),
+               str(trained), "--steps", "1000000", "--report", "10", "--platform", "Reference", "--out", str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_rows(out / "state.csv") if (out / "state.csv").exists() else []) < 3:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1 and "interrupted at step" in err and "--resume continues from" in err, err[-2000:]
+    assert "Traceback" not in err and (out / "checkpoint.chk").exists()
+
+
+def test_an_existing_run_is_never_overwritten(trained, tmp_path):
+    main = run_md()
+    structure = str(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz")
+    out = tmp_path / "md"
+    assert main([structure, str(trained), "--steps", "10", "--platform", "Reference", "--out", str(out)]) == 0
+    before = (out / "state.csv").read_text()
+    with pytest.raises(SystemExit, match="already holds a run; continue it with --resume"):
+        main([structure, str(trained), "--steps", "10", "--platform", "Reference", "--out", str(out)])
+    assert (out / "state.csv").read_text() == before
+
+
 def test_missing_platform_says_what_is_available(trained, capsys):
     main = run_md()
     structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
