@@ -39,9 +39,12 @@ def evaluate(
     output: write predictions and references (.npz, or .extxyz with the predictions as labels
     and the references in ref_energy / ref_forces).
     """
+    source = resolve_data_path(str(data))
+    if output is not None and Path(output).resolve() == source.resolve():
+        raise InputError(f"--output {output} is the data file itself: writing predictions would replace its labels; choose another file")
     content = load_checkpoint(checkpoint)
     model = inference_model(content)
-    frames = read_frames(resolve_data_path(str(data)), energy_key=energy_key, forces_key=forces_key, energy_unit=energy_unit,
+    frames = read_frames(source, energy_key=energy_key, forces_key=forces_key, energy_unit=energy_unit,
                          length_unit=length_unit, require_energy=True)
     if subset not in SUBSETS:
         raise InputError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
@@ -49,6 +52,12 @@ def evaluate(
         indices = content.get("split", {}).get(subset)
         if not indices:
             raise InputError(f"the checkpoint records no '{subset}' frames; use subset 'all' or one of its non-empty splits")
+        trained_on = content.get("data_fingerprint")
+        if trained_on is not None and trained_on[:64] != frames.fingerprint():
+            raise InputError(
+                f"the checkpoint's '{subset}' frames belong to the data it was trained on, and {data} is not that data (or it "
+                "was read with other keys or units): use --subset all, or give the training file"
+            )
         if max(indices) >= len(frames):
             raise InputError(f"the checkpoint's '{subset}' split refers to frame {max(indices)}, but {data} has {len(frames)} frames: is it the training file?")
         frames = frames.subset(indices)
@@ -76,12 +85,20 @@ def evaluate(
 
 
 def write_predictions(frames: Frames, predictions: Dict[str, np.ndarray], path: Path, has_forces: bool) -> Path:
+    # the references as read (float64), not as the model's dtype saw them; the loader keeps file order
+    index = predictions["index"].astype(int)
+    assert (np.diff(index) > 0).all(), "predictions must come in frame order"
+    predictions = dict(predictions, ref_energy=frames.energy[index])
+    if has_forces:
+        predictions["ref_forces"] = frames.forces
     if path.suffix == ".npz":
         np.savez_compressed(path, **predictions)
         return path
+    info = {k: np.asarray(v)[index] for k, v in frames.info.items()}
+    info["ref_energy"] = predictions["ref_energy"]
     labelled = Frames(
         numbers=frames.numbers, positions=frames.positions, n_atoms=frames.n_atoms, cell=frames.cell, pbc=frames.pbc,
-        energy=predictions["energy"], forces=predictions["forces"], info={"ref_energy": predictions["ref_energy"]},
+        energy=predictions["energy"], forces=predictions["forces"], info=info,
     )
     images = labelled.to_atoms()
     if has_forces:  # per-atom reference forces go into the arrays of each frame

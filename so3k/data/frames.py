@@ -16,7 +16,6 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 
-
 @dataclass
 class Frames:
     """Labelled structures in Å / eV / eV/Å.
@@ -34,6 +33,15 @@ class Frames:
     forces: np.ndarray | None = None  # (N, 3) eV/Å
     stress: np.ndarray | None = None  # (M, 3, 3) eV/Å³
     info: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the structures and labels: tells whether a file changed between two reads."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for array in (self.numbers, self.positions, self.n_atoms, self.cell, self.pbc, self.energy, self.forces, self.stress):
+            digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers, dtype=np.int64)

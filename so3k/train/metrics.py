@@ -1,5 +1,6 @@
 """Error sums over batches (mergeable across processes) and the metrics derived from them."""
 
+import math
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -30,8 +31,9 @@ def error_sums(pred_e: Tensor, ref_e: Tensor, n_atoms: Tensor, pred_f: Tensor, r
 
 def metrics_from_sums(sums: Tensor, energy_weight: float, forces_weight: float, prefix: str) -> Dict[str, float]:
     s = dict(zip(SUMS, sums.tolist()))
-    m = max(s["structures"], 1.0)
-    c = max(s["components"], 1.0)
+    # nothing counted (every step of an epoch skipped): NaN, not an error of 0
+    m = s["structures"] if s["structures"] > 0 else math.nan
+    c = s["components"] if s["components"] > 0 else math.nan
     return {
         f"{prefix}_loss": energy_weight * s["loss_e"] / m + forces_weight * s["loss_f"] / c,
         f"{prefix}_energy_mae_meV": 1e3 * s["abs_e"] / m,

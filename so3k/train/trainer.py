@@ -81,6 +81,7 @@ class Data:
     valid: Frames
     split: Dict[str, List[int]]
     elements: List[str]
+    fingerprint: str  # of every frame read (training file and validation file): resume refuses a changed file
 
 
 def prepare_data(config: TrainConfig, split: Optional[Dict[str, List[int]]] = None) -> Data:
@@ -109,7 +110,8 @@ def prepare_data(config: TrainConfig, split: Optional[Dict[str, List[int]]] = No
         unknown = sorted(set(frames.subset(split["test"]).elements) - set(elements))
         if unknown:
             raise ConfigError(f"element(s) {unknown} occur in the test frames but not in the training data")
-    return Data(train, valid, split, elements)
+    fingerprint = frames.fingerprint() + (read_data(config, config.data.valid_path).fingerprint() if separate else "")
+    return Data(train, valid, split, elements, fingerprint)
 
 
 def build(config: TrainConfig, elements: List[str]) -> So3krates:
@@ -156,7 +158,10 @@ class Trainer:
     ):
         """config may be None with resume: a resumed run continues with its own config, except
         for the stopping criteria in `extend` (e.g. ["training.max_epochs=500"])."""
+        self._created = time.perf_counter()
         self.out, self.progress = Path(out), progress
+        if self.out.exists() and not self.out.is_dir():
+            raise TrainingError(f"--out {self.out} is a file; a run folder is a directory: choose another --out")
         last = self.out / "last.ckpt"
         state: Optional[Dict[str, Any]] = None
         if resume:
@@ -172,6 +177,11 @@ class Trainer:
         t = config.training
         self.ctx = setup(t.device)
         self.data = prepare_data(config, state["split"] if state else None)
+        if state is not None and state.get("data_fingerprint") not in (None, self.data.fingerprint):
+            raise TrainingError(
+                f"the data ({config.data.path}) changed since this run started: resuming would train on other frames under "
+                "the old split; restore the original file, or start a new run"
+            )
         self.model = build(config, self.data.elements)
         self.dtype = getattr(torch, t.dtype)
         if state is None:
@@ -198,8 +208,10 @@ class Trainer:
         self.valid_sampler = GlobalBatchSampler(len(self.valid_set), t.valid_batch_size, False, t.seed, self.ctx.rank, self.ctx.world_size)
 
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
-        self.best_loss, self.bad_epochs, self.skipped_total = math.inf, 0, 0
+        self.best_loss, self.bad_epochs, self.skipped_total, self.consecutive_nonfinite = math.inf, 0, 0, 0
         self.history: List[Dict[str, float]] = []
+        # taken before the first write: of two runs started into one folder, the second stops here
+        self._lock = lock_run_folder(self.out) if self.ctx.main else None
         if state is not None:
             self._restore(state)
         elif self.ctx.main:
@@ -217,6 +229,7 @@ class Trainer:
         self.ema.load_state_dict(s["ema"])
         self.epoch, self.step, self.elapsed = s["epoch"], s["step"], s["elapsed"]
         self.best_loss, self.bad_epochs, self.skipped_total = s["best_loss"], s["bad_epochs"], s["skipped_total"]
+        self.consecutive_nonfinite = s.get("consecutive_nonfinite", 0)
         self.history = list(state["history"])
 
     def _content(self) -> Dict[str, Any]:
@@ -227,10 +240,12 @@ class Trainer:
             "normalization": self.normalization.to_dict(),
             "train_config": self.config.to_dict(),
             "split": self.data.split,
+            "data_fingerprint": self.data.fingerprint,
             "history": self.history,
             "training_state": {
                 "epoch": self.epoch, "step": self.step, "elapsed": self.elapsed,
                 "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "skipped_total": self.skipped_total,
+                "consecutive_nonfinite": self.consecutive_nonfinite,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "ema": self.ema.state_dict(),
@@ -308,7 +323,9 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> Path:
         t = self.config.training
-        self.consecutive_nonfinite = 0
+        self.elapsed += time.perf_counter() - self._created  # reading data and building the model count too
+        if self.ctx.main and self.history:  # resumed: metrics.csv holds exactly the checkpoint's epochs
+            write_metrics(self.history, self.out / "metrics.csv")
         reason = f"reached training.max_epochs = {t.max_epochs}"
         if self.ctx.main:
             print(
@@ -323,11 +340,12 @@ class Trainer:
             valid_sums, _ = self.validate()
             self.epoch += 1
             self.elapsed += time.perf_counter() - start
+            writing = time.perf_counter()
             row: Dict[str, float] = {"epoch": self.epoch, "step": self.step, "lr": self.lr, "time_s": round(self.elapsed, 2)}
             row.update(metrics_from_sums(train_sums, t.energy_weight, t.forces_weight, "train"))
             row.update(metrics_from_sums(valid_sums, t.energy_weight, t.forces_weight, "valid"))
             row["skipped_steps"] = skipped
-            improved = row["valid_loss"] < self.best_loss
+            improved = row["valid_loss"] < self.best_loss  # False for NaN
             if improved:
                 self.best_loss, self.bad_epochs = row["valid_loss"], 0
             else:
@@ -338,13 +356,16 @@ class Trainer:
             if self.ctx.main:
                 self._write_epoch(row, improved)
             self.ctx.barrier()
+            self.elapsed += time.perf_counter() - writing  # the budget is wall time: checkpoints and plots count
             if self.lr < t.min_lr:
                 reason = f"the learning rate fell below training.min_lr = {t.min_lr:g}"
                 break
             if t.early_stopping_patience is not None and self.bad_epochs >= t.early_stopping_patience:
                 reason = f"no validation improvement in {self.bad_epochs} epochs (training.early_stopping_patience)"
                 break
-            if t.max_minutes is not None and self.elapsed / 60 >= t.max_minutes:
+            # every process must take the same decision: rank 0's clock decides
+            over = t.max_minutes is not None and self.elapsed / 60 >= t.max_minutes
+            if t.max_minutes is not None and bool(self.ctx.sum_(torch.tensor([float(over and self.ctx.main)], dtype=torch.float64)) > 0):
                 reason = f"used the time budget of training.max_minutes = {t.max_minutes:g}"
                 break
         if self.ctx.main:
@@ -357,13 +378,7 @@ class Trainer:
         if improved:
             save_checkpoint(self.out / "best.ckpt", content)
         save_checkpoint(self.out / "last.ckpt", content)
-        path = self.out / "metrics.csv"
-        new = not path.exists() or self.epoch == 1
-        with path.open("w" if new else "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        write_metrics(self.history, self.out / "metrics.csv")
         plot_learning_curves(self.history, self.out / "learning_curves.png")
         print(
             f"epoch {self.epoch:4d}  lr {self.lr:.2e}  train loss {row['train_loss']:.4g}  valid: energy MAE "
@@ -387,6 +402,32 @@ class Trainer:
         )
 
 
+def write_metrics(history: List[Dict[str, float]], path: Path) -> None:
+    """metrics.csv from the whole history, replaced atomically: after a crash anywhere it holds
+    the epochs of a checkpoint, and a resumed run rewrites it from last.ckpt's history."""
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def lock_run_folder(out: Path):
+    """An exclusive lock on out/.lock for as long as the returned file stays open (released by the
+    OS when the process ends, however it ends); a second writer gets a TrainingError."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    handle = (out / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise TrainingError(f"another so3k train is writing to {out}; wait for it to finish, or choose another --out") from None
+    return handle
+
+
 def train(config: Optional[TrainConfig], out: Path, resume: bool = False, progress: bool = True, extend: Sequence[str] = ()) -> Path:
     """Train from a config into the run folder `out` (or resume the run there: config may be
     None, and `extend` may change its stopping criteria); returns the path of best.ckpt."""
@@ -395,3 +436,5 @@ def train(config: Optional[TrainConfig], out: Path, resume: bool = False, progre
         return trainer.fit()
     finally:
         trainer.ctx.close()
+        if trainer._lock is not None:
+            trainer._lock.close()
