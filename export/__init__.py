@@ -20,10 +20,14 @@ ENGINES = ("openmm", "lammps")
 DTYPES = ("float32", "float64")
 
 
-def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dtype: str = "float32", outputs_forces: bool = False) -> Path:
+def export_model(
+    source: Any, path: Union[str, Path], engine: str = "openmm", dtype: str = "float32", outputs_forces: bool = False,
+    force: bool = False,
+) -> Path:
     """Export a checkpoint (path; its EMA weights) or a So3krates model to `path` for `engine`.
     outputs_forces (OpenMM only): the module returns (energy, forces) for
-    TorchForce.setOutputsForces(True)."""
+    TorchForce.setOutputsForces(True). A model with non-finite weights, or a checkpoint whose
+    validation metrics are NaN, is refused unless `force`."""
     import torch
 
     from so3k.checkpoint import inference_model
@@ -38,6 +42,8 @@ def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dt
         )
     if isinstance(source, (str, Path)) and Path(source).resolve() == Path(path).resolve():
         raise ExportError(f"the output {path} is the checkpoint itself: give another file name with -o")
+    if not force:
+        check_finite(source)
     model = inference_model(source, getattr(torch, dtype))  # a frozen copy; the caller's model stays trainable
     if engine == "lammps":
         from .lammps import export_lammps
@@ -46,6 +52,30 @@ def export_model(source: Any, path: Union[str, Path], engine: str = "openmm", dt
     from .openmm import export_openmm
 
     return export_openmm(model, path, outputs_forces=outputs_forces)
+
+
+def check_finite(source: Any) -> None:
+    """ExportError for a model with NaN/inf weights or a checkpoint whose validation went NaN."""
+    import math
+
+    import torch
+
+    from so3k.checkpoint import load_checkpoint
+
+    if isinstance(source, torch.nn.Module):
+        state, history = source.state_dict(), []
+    else:
+        content = source if isinstance(source, dict) else load_checkpoint(source)
+        state, history = content["state_dict"], content.get("history", [])
+    bad = [name for name, value in state.items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise ExportError(f"the model has non-finite weights ({', '.join(bad[:3])}): it cannot give energies; retrain it (or --force)")
+    last = history[-1].get("valid_loss") if history else None  # the epoch the checkpoint was saved at
+    if last is not None and not math.isfinite(float(last)):
+        raise ExportError(
+            f"the validation loss of this checkpoint's epoch {history[-1].get('epoch')} is {last}: the model gives no usable "
+            "energies there; check the run's metrics.csv, export an earlier checkpoint (best.ckpt), or --force"
+        )
 
 
 def load_exported(path: Union[str, Path], engine: str = "openmm") -> Tuple[Any, Dict[str, Any]]:

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision of the exported model (default float32; float64 for exact comparisons)")
     export.add_argument("--outputs-forces", action="store_true",
                         help="OpenMM only: return (energy, forces) for TorchForce.setOutputsForces(True)")
+    export.add_argument("--force", action="store_true", help="export even a model with NaN weights or NaN validation metrics")
     export.set_defaults(func=_export)
 
     lammps = commands.add_parser("lammps", help="the LAMMPS plugin for pair_style so3krates").add_subparsers(
@@ -166,7 +167,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from so3k.export import export_model, load_exported
 
-    path = export_model(args.checkpoint, args.output, engine=args.engine, dtype=args.dtype, outputs_forces=args.outputs_forces)
+    path = export_model(args.checkpoint, args.output, engine=args.engine, dtype=args.dtype, outputs_forces=args.outputs_forces,
+                        force=args.force)
     meta = load_exported(path, args.engine)[1]
     print(
         f"exported {args.checkpoint} for {args.engine} to {path} ({meta['dtype']}, elements {', '.join(meta['elements'])}, "

@@ -115,6 +115,35 @@ def energy_residuals(frames: Frames) -> np.ndarray:
     return frames.energy - counts @ ref
 
 
+def unit_hints(frames: Frames, dmin: np.ndarray | None = None) -> list[str]:
+    """Hints at unit mistakes, too large or too small: forces, energies and distances far from
+    what molecules and materials have in eV and Å. They are hints, not errors: relaxed
+    structures have small forces, for instance."""
+    hints: list[str] = []
+    if frames.forces is not None and frames.forces.size:
+        median = float(np.median(np.linalg.norm(frames.forces, axis=1)))
+        if median > 5.0:
+            hints.append(f"median |F| is {median:.1f} eV/Å, unusually large: if the file is in kcal/mol (kcal/mol/Å), "
+                         "read it with --energy-unit kcal/mol (data.energy_unit)")
+        elif 0 < median < 0.1:
+            hints.append(f"median |F| is {median:.3g} eV/Å, unusually small for MD frames: if the file is in eV, do not "
+                         "read it as kcal/mol or meV (--energy-unit / data.energy_unit; .npz files default to kcal/mol)")
+    if frames.energy is not None and len(frames) > 2 and frames.forces is None:
+        spread = float(np.std(energy_residuals(frames)))
+        if 0 < spread < 1e-4:
+            hints.append(f"the energies vary by {spread * 1e3:.2g} meV after per-element shifts: if they are in eV, do not "
+                         "read them as meV (--energy-unit)")
+    if dmin is None:
+        dmin = min_distances(frames.subset(range(min(len(frames), 50))))
+    finite = dmin[np.isfinite(dmin)]
+    if finite.size and finite.min() < 0.3:
+        hints.append("atoms closer than 0.3 Å: if the positions are in Bohr or nm, pass --length-unit")
+    elif finite.size and finite.min() > 2.5:
+        hints.append(f"no two atoms are closer than {finite.min():.1f} Å, unusual for bonded matter: if the positions are in "
+                     "Å, do not read them as nm or Bohr (--length-unit / data.length_unit)")
+    return hints
+
+
 def compute_stats(frames: Frames) -> DatasetStats:
     n = frames.n_atoms
     zs, counts = np.unique(frames.numbers, return_counts=True)
@@ -144,17 +173,11 @@ def compute_stats(frames: Frames) -> DatasetStats:
         np.maximum.at(fmax, frames.frame_index, norm)
         for k in np.flatnonzero(fmax > MAX_FORCE_FLAG):
             outliers.setdefault(int(k), []).append(f"|F| = {fmax[k]:.1f} eV/Å > {MAX_FORCE_FLAG:g}")
-        if np.median(norm) > 5.0:
-            hints.append(
-                f"median |F| is {np.median(norm):.1f} eV/Å, unusually large: if the file is in kcal/mol "
-                "(kcal/mol/Å), read it with --energy-unit kcal/mol"
-            )
 
     dmin = min_distances(frames)
     for k in np.flatnonzero(dmin < MIN_DISTANCE_FLAG):
         outliers.setdefault(int(k), []).append(f"d_min = {dmin[k]:.3f} Å < {MIN_DISTANCE_FLAG:g}")
-    if np.isfinite(dmin).any() and np.nanmin(dmin) < 0.3:
-        hints.append("atoms closer than 0.3 Å: if the positions are in Bohr or nm, pass --length-unit")
+    hints += unit_hints(frames, dmin)
 
     return DatasetStats(
         n_frames=len(frames),

@@ -11,6 +11,7 @@
 import csv
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..config import model_config
 from ..data.frames import Frames
 from ..data.io import read_frames
+from ..data.stats import unit_hints
 from ..datasets import available as shipped_datasets
 from ..datasets import path as shipped_path
 from ..errors import So3kError
@@ -185,6 +187,9 @@ class Trainer:
         self.model = build(config, self.data.elements)
         self.dtype = getattr(torch, t.dtype)
         if state is None:
+            if self.ctx.main:
+                for hint in unit_hints(self.data.train):
+                    print(f"so3k: note: {hint}", file=sys.stderr, flush=True)
             self.normalization = fit_normalization(self.data.train, self.data.elements)
         else:
             self.normalization = Normalization(**state["normalization"])

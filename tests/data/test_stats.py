@@ -76,3 +76,22 @@ def test_cli_saves_an_overview_plot(tmp_path, capsys, make_frames):
     assert main(["data", "stats", str(path), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert f"plot: {png}" in capsys.readouterr().out
+
+
+def test_too_small_units_get_a_hint_too():
+    from so3k.data.io import read_frames
+    from so3k.data.stats import unit_hints
+    from so3k.datasets import path
+
+    frames = read_frames(path("aspirin"), index=":20")
+    assert unit_hints(frames) == []  # eV and Å as they should be
+    as_kcal = read_frames(path("aspirin"), index=":20")
+    as_kcal.forces = as_kcal.forces * 0.0433641  # an eV file read as kcal/mol
+    assert any("unusually small" in h and "kcal/mol" in h for h in unit_hints(as_kcal))
+    as_nm = read_frames(path("aspirin"), index=":20")
+    as_nm.positions = as_nm.positions * 10.0  # Å read as nm
+    assert any("do not read them as nm" in h for h in unit_hints(as_nm))
+    energies_only = read_frames(path("aspirin"), index=":20")
+    energies_only.forces = None
+    energies_only.energy = energies_only.energy * 1e-3 * 1e-3  # far below any real spread
+    assert any("do not read them as meV" in h for h in unit_hints(energies_only))

@@ -1,5 +1,6 @@
 """Exported models inside real OpenMM Contexts (Reference and CPU platforms) against the eager model."""
 
+import copy
 import json
 import zipfile
 
@@ -339,3 +340,20 @@ def test_export_refuses_options_it_cannot_honour(model, tmp_path):
     with pytest.raises(ExportError, match="is the checkpoint itself"):
         export_model(checkpoint, checkpoint)
     assert checkpoint.read_bytes() == before
+
+
+def test_a_nan_model_is_refused_unless_forced(model, tmp_path):
+    from so3k.checkpoint import save_checkpoint
+
+    content = {"model_config": model.config.to_dict(), "state_dict": model.state_dict(),
+               "history": [{"epoch": 1, "valid_loss": 0.5}, {"epoch": 2, "valid_loss": float("nan")}]}
+    save_checkpoint(tmp_path / "nan-metrics.ckpt", content)
+    with pytest.raises(ExportError, match="validation loss of this checkpoint's epoch 2 is nan"):
+        export_model(tmp_path / "nan-metrics.ckpt", tmp_path / "a.pt")
+    assert not (tmp_path / "a.pt").exists()
+    assert export_model(tmp_path / "nan-metrics.ckpt", tmp_path / "a.pt", force=True).exists()
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.readout.scale.fill_(float("nan"))
+    with pytest.raises(ExportError, match="non-finite weights"):
+        export_model(broken, tmp_path / "b.pt")
