@@ -76,7 +76,10 @@ def build_graph(
     start = 0
     for b, atoms in enumerate(structures):
         species = check_structure(atoms, elements, index=b if len(structures) > 1 else None)
-        positions = torch.tensor(atoms.get_positions(), dtype=dtype, device=device)
+        # centred in float64 first: float32 would otherwise lose accuracy with the absolute position
+        # (1e4 Å from the origin leaves ~1e-3 Å); a uniform shift changes no pair, energy or force
+        xyz = atoms.get_positions()
+        positions = torch.tensor(xyz - xyz.mean(axis=0), dtype=dtype, device=device)
         pbc = torch.tensor(atoms.pbc, dtype=torch.bool, device=device)
         # A slab may leave its non-periodic vector zero; complete() fills it in, which changes no pair.
         cell = np.asarray(atoms.cell.complete() if atoms.pbc.any() else atoms.cell.array, dtype=float)

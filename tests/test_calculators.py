@@ -103,3 +103,15 @@ def test_atoms_without_neighbours_have_zero_forces_and_stress(model):
     hydrogen.calc = So3kratesCalculator(model=model)
     # Without neighbours each atom contributes its element's isolated-atom energy.
     assert far.get_potential_energy() == pytest.approx(lone.get_potential_energy() + hydrogen.get_potential_energy(), rel=1e-12)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+def test_float32_accuracy_does_not_depend_on_the_distance_from_the_origin(model, aspirin, offset):
+    reference = aspirin.copy()
+    reference.calc = So3kratesCalculator(model=model, dtype=torch.float64)
+    f0 = reference.get_forces()
+    far = aspirin.copy()
+    far.positions += offset
+    far.calc = So3kratesCalculator(model=model, dtype=torch.float32)
+    np.testing.assert_allclose(far.get_forces(), f0, rtol=0, atol=1e-4 * np.abs(f0).max())
+    assert far.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-5)

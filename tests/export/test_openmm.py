@@ -357,3 +357,12 @@ def test_a_nan_model_is_refused_unless_forced(model, tmp_path):
         broken.readout.scale.fill_(float("nan"))
     with pytest.raises(ExportError, match="non-finite weights"):
         export_model(broken, tmp_path / "b.pt")
+
+
+def test_float32_export_far_from_the_origin(model, exported, aspirin):
+    e0, f0 = reference(model, aspirin)
+    far = aspirin.copy()
+    far.positions += 1e4  # Å; OpenMM passes float64 positions on Reference and CPU
+    e, f = openmm_energy_forces(exported["float32", False], far)
+    assert e == pytest.approx(e0, rel=1e-5)
+    np.testing.assert_allclose(f, f0, rtol=0, atol=1e-4 * np.abs(f0).max())
