@@ -37,6 +37,7 @@ from .metadata import build_metadata, save_module
 
 UNITS = {"style": "metal", "positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "virial": "eV"}
 CONTRACT = "positions,species,n_local;single_domain:positions,species,cell,pbc"
+MIN_DISTANCE = 0.5  # Å, as the ASE calculator's default
 
 
 class LAMMPSPotential(nn.Module):
@@ -44,12 +45,15 @@ class LAMMPSPotential(nn.Module):
         super().__init__()
         self.force_field = ForceField(model)
         self.cutoff = float(model.cutoff)
+        # closer atoms stop the run (overlap, or a blown-up simulation); pair_style keyword min_distance
+        self.register_buffer("min_distance", torch.tensor(MIN_DISTANCE, dtype=torch.float64))
 
     def forward(self, positions: Tensor, species: Tensor, n_local: int) -> Tuple[Tensor, Tensor, Tensor]:
         idx_i, idx_j, offsets = neighbor_list(positions, self.cutoff, None, None)
         cell = positions.new_zeros((1, 3, 3))
         batch = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
-        out = self.force_field(positions, species, idx_i, idx_j, offsets, cell, batch, 1, n_local=n_local)
+        out = self.force_field(positions, species, idx_i, idx_j, offsets, cell, batch, 1, n_local=n_local,
+                               min_distance=float(self.min_distance))
         dtype = positions.dtype
         return out[keys.ENERGY].to(dtype), out[keys.FORCES].to(dtype), out[keys.ENERGIES].to(dtype)
 
@@ -57,7 +61,8 @@ class LAMMPSPotential(nn.Module):
     def single_domain(self, positions: Tensor, species: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         idx_i, idx_j, offsets = neighbor_list(positions, self.cutoff, cell, pbc)
         batch = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
-        out = self.force_field(positions, species, idx_i, idx_j, offsets, cell[None], batch, 1, compute_stress=True)
+        out = self.force_field(positions, species, idx_i, idx_j, offsets, cell[None], batch, 1, compute_stress=True,
+                               min_distance=float(self.min_distance))
         w = out[keys.VIRIAL][0]
         virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         dtype = positions.dtype
@@ -66,6 +71,6 @@ class LAMMPSPotential(nn.Module):
 
 def export_lammps(model: So3krates, path: Union[str, Path]) -> Path:
     """Script and save a model prepared for inference (so3k.checkpoint.inference_model)."""
-    module = torch.jit.freeze(torch.jit.script(LAMMPSPotential(model).eval()), preserved_attrs=["single_domain"])
+    module = torch.jit.freeze(torch.jit.script(LAMMPSPotential(model).eval()), preserved_attrs=["single_domain", "min_distance"])
     meta = build_metadata(model, "lammps", UNITS, ghost_cutoff=model.config.receptive_field, contract=CONTRACT)
     return save_module(module, path, meta)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
 import torch
+from ase.data import atomic_masses
 
 from so3k import __version__
 from so3k.errors import ExportError, MissingFileError
@@ -43,6 +44,7 @@ def build_metadata(model: So3krates, engine: str, units: Dict[str, str], **extra
         "layers": c.layers,
         "elements": list(c.elements),
         "atomic_numbers": list(c.atomic_numbers),
+        "masses": [float(atomic_masses[z]) for z in c.atomic_numbers],  # u; LAMMPS checks its type masses
         "native_units": {"length": "Angstrom", "energy": "eV"},
         "units": units,
         "dtype": str(dtype).replace("torch.", ""),

@@ -19,6 +19,7 @@ from so3k import keys
 from so3k.capabilities import check_supported
 from so3k.errors import ExportError
 from so3k.forces import ForceField
+from so3k.geometry import pair_vectors
 from so3k.model import So3krates
 from so3k.neighbors import neighbor_list
 from so3k.neighbors.fixed_capacity import fixed_capacity_pairs
@@ -30,7 +31,8 @@ from .plugins import import_openmmtorch
 
 UNITS = {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"}
 # What create_force sets on a loaded module for its System; everything else is fixed at export.
-PER_SYSTEM = ["species", "atoms", "neighbour_slots"]
+PER_SYSTEM = ["species", "atoms", "neighbour_slots", "min_distance"]
+MIN_DISTANCE = 0.5  # Å: closer atoms stop the simulation (overlap, or a blown-up run); as the ASE calculator
 
 
 class OpenMMPotential(nn.Module):
@@ -52,6 +54,7 @@ class OpenMMPotential(nn.Module):
         # slots per atom as this buffer has entries (its shape, not its values, so no host read);
         # empty means the ordinary neighbour list.
         self.register_buffer("neighbour_slots", torch.zeros(0))
+        self.register_buffer("min_distance", torch.tensor(MIN_DISTANCE, dtype=torch.float64))
 
     def evaluate(self, positions: Tensor, box: Optional[Tensor], compute_forces: bool) -> Dict[str, Tensor]:
         """ForceField's outputs (eV, Å) for the ML atoms, from all System positions (nm)."""
@@ -69,9 +72,16 @@ class OpenMMPotential(nn.Module):
             # an OpenMM box is periodic in all three directions (pbc None: all True with a cell)
             idx_i, idx_j, offsets = neighbor_list(r, self.cutoff, None if box is None else cell[0], None)
         batch = torch.zeros(r.shape[0], dtype=torch.long, device=r.device)
-        out = self.force_field(r, self.species, idx_i, idx_j, offsets, cell, batch, 1, compute_forces=compute_forces)
-        if capacity > 0:  # more neighbours than slots: NaN energy and forces, and OpenMM stops
-            poison = torch.where(overflow, float("nan"), 0.0).to(out[keys.ENERGY].dtype)
+        # the neighbour list already reads back to the host, so the distance check may too; the
+        # fixed-capacity path must not, and flags close atoms on the device instead
+        min_distance = float(self.min_distance) if capacity == 0 else 0.0
+        out = self.force_field(r, self.species, idx_i, idx_j, offsets, cell, batch, 1, compute_forces=compute_forces,
+                               min_distance=min_distance)
+        if capacity > 0:  # more neighbours than slots, or atoms too close: NaN energy and forces, and OpenMM stops
+            r_ij = pair_vectors(r.detach(), idx_i, idx_j, offsets.to(r.dtype) @ cell[0])
+            d2 = (r_ij * r_ij).sum(-1)
+            too_close = (d2 < (self.min_distance * self.min_distance).to(d2.dtype)).any()
+            poison = torch.where(overflow | too_close, float("nan"), 0.0).to(out[keys.ENERGY].dtype)
             for key in list(out.keys()):
                 out[key] = out[key] + poison
             # times the positions, so that OpenMM-Torch's own gradient of the energy is NaN too
@@ -142,6 +152,7 @@ def create_force(
     cuda_graphs: bool = False,
     max_neighbours: Optional[int] = None,
     box_width: Optional[float] = None,
+    min_distance: float = MIN_DISTANCE,
 ):
     """An openmmtorch.TorchForce evaluating the exported model on the System's ML atoms.
 
@@ -156,6 +167,8 @@ def create_force(
     simulation ("Particle coordinate is NaN"). Periodic systems use the minimum image,
     which needs a box at least twice the cutoff wide: give the smallest box width in nm as
     box_width, or a topology with a box.
+    min_distance (Å): two ML atoms closer than this stop the simulation with an error naming them
+    (with cuda_graphs: NaN energy and forces); 0 turns the check off.
     """
     openmmtorch = import_openmmtorch()  # works whatever was imported first
 
@@ -179,7 +192,10 @@ def create_force(
         raise ExportError("no ML atoms: give a topology with atoms or a non-empty atoms= list")
     module.species = species_index(ml_numbers, meta["elements"], where=f" (model {model_path})")
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
+    module.min_distance = torch.tensor(float(min_distance), dtype=torch.float64)
     if cuda_graphs:
+        if "neighbour_slots" not in dict(module.named_buffers(recurse=False)):
+            raise ExportError(f"{model_path} was exported by an older so3k, without the fixed-size pair list: export it again")
         if periodic:
             if box_width is None and hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors"):
                 vectors = topology_or_atomic_numbers.getPeriodicBoxVectors()

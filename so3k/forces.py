@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import keys
-from .geometry import pair_shifts, strained
+from .geometry import check_min_distance, pair_shifts, strained
 from .model import So3krates
 from .nn.ops import scatter_sum
 
@@ -40,6 +40,7 @@ class ForceField(nn.Module):
         compute_stress: bool = False,
         compute_forces: bool = True,
         n_local: int = -1,
+        min_distance: float = 0.0,
     ) -> Dict[str, Tensor]:
         """positions (N,3) Å; species (N,) int64 (so3k.species); idx_i/idx_j (P,) int64 pairs;
         offsets (P,3) integer cell offsets of neighbour j (zeros without a cell); cell (B,3,3)
@@ -52,6 +53,8 @@ class ForceField(nn.Module):
             differentiated and the energy keeps its graph: OpenMM-Torch differentiates it itself;
           virial (B,3,3) eV with compute_stress, and stress (B,3,3) eV/Å^3 when every cell has a
             volume.
+        min_distance > 0 (Å): a ValueError names two atoms closer than that (the engines' guard
+        against overlapping atoms and blown-up runs; it reads one number back to the host).
         n_local >= 0 (ghost shells under domain decomposition, B = 1): the energy is that of the
         first n_local atoms only, energies has those n_local entries, and forces act on all atoms.
         When the model is in training mode, the gradients stay attached (force loss); in eval mode
@@ -82,6 +85,8 @@ class ForceField(nn.Module):
             shifts = pair_shifts(offsets, cell_d[0])
         else:
             shifts = pair_shifts(offsets, cell_d, batch.index_select(0, idx_i))
+        if min_distance > 0:
+            check_min_distance(positions_d, idx_i, idx_j, shifts, min_distance)
         e_i = self.model.atomic_energies(positions_d, species, idx_i, idx_j, shifts, batch, n_local)
         if n_local >= 0:
             e_i = e_i[:n_local]

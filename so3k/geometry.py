@@ -45,3 +45,20 @@ def minimum_image_offsets(d: Tensor, box: Tensor) -> Tensor:
     d = d + n_b[:, None] * box[1]
     n_a = -torch.round(d[:, 0] / box[0, 0])
     return torch.stack([n_a, n_b, n_c], dim=1)
+
+
+def check_min_distance(positions: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, min_distance: float) -> None:
+    """Refuse a structure with two atoms closer than min_distance (Å): overlapping atoms, or a
+    simulation that has blown up. Reads one number back to the host."""
+    if idx_i.numel() == 0:
+        return
+    r_ij = pair_vectors(positions, idx_i, idx_j, shifts).detach()
+    d2 = (r_ij * r_ij).sum(-1)
+    k = int(torch.argmin(d2))
+    d = float(d2[k]) ** 0.5
+    if d < min_distance:
+        raise ValueError(
+            "atoms " + str(int(idx_i[k])) + " and " + str(int(idx_j[k])) + " are " + str(d) + " Å apart, closer than "
+            + "min_distance = " + str(min_distance) + " Å: overlapping atoms, or the simulation has blown up (check the "
+            + "starting structure and the time step)"
+        )

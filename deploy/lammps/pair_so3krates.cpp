@@ -53,6 +53,8 @@ PairSo3krates::PairSo3krates(LAMMPS *lmp) :
   no_virial_fdotr_compute = 1;
   ghosts_always = false;
   single_domain = false;
+  min_distance = -1.0;
+  check_masses = true;
 }
 
 PairSo3krates::~PairSo3krates()
@@ -97,8 +99,20 @@ void PairSo3krates::settings(int narg, char **arg)
         error->all(FLERR, "pair_style so3krates: `ghosts` takes auto (default) or always");
       ghosts_always = strcmp(arg[iarg + 1], "always") == 0;
       iarg += 2;
+    } else if (strcmp(arg[iarg], "min_distance") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style so3krates: `min_distance` needs a distance in Angstrom (0: no check)");
+      min_distance = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      if (min_distance < 0) error->all(FLERR, "pair_style so3krates: `min_distance` must be >= 0 Angstrom (0: no check)");
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "check_masses") == 0) {
+      if (iarg + 1 >= narg || (strcmp(arg[iarg + 1], "yes") != 0 && strcmp(arg[iarg + 1], "no") != 0))
+        error->all(FLERR, "pair_style so3krates: `check_masses` takes yes (default) or no");
+      check_masses = strcmp(arg[iarg + 1], "yes") == 0;
+      iarg += 2;
     } else {
-      error->all(FLERR, "pair_style so3krates: unknown keyword {}; the keywords are `device cpu|cuda` and `ghosts auto|always`",
+      error->all(FLERR,
+                 "pair_style so3krates: unknown keyword {}; the keywords are `device cpu|cuda`, `ghosts auto|always`, "
+                 "`min_distance <Angstrom>` and `check_masses yes|no`",
                  arg[iarg]);
     }
   }
@@ -157,6 +171,7 @@ void PairSo3krates::load_model(const std::string &path)
                  "with the so3k that exported the file (`so3k lammps build`)",
                  path, contract, CONTRACT);
     elements = meta.at("elements").get<std::vector<std::string>>();
+    element_masses = meta.value("masses", std::vector<double>());  // absent in files of so3k 0.1.0
     cutoff = meta.at("cutoff").get<double>();
     ghost_cutoff = meta.at("ghost_cutoff").get<double>();
     nonlocal = meta.value("nonlocal_attention", false);
@@ -169,6 +184,12 @@ void PairSo3krates::load_model(const std::string &path)
   }
   if (!(ghost_cutoff >= cutoff && cutoff > 0.0))
     error->all(FLERR, "pair_coeff so3krates: {} has an invalid cutoff {} / ghost cutoff {}", path, cutoff, ghost_cutoff);
+  if (min_distance >= 0.0) {
+    if (!module.hasattr("min_distance"))
+      error->all(FLERR, "pair_style so3krates min_distance: {} was exported by an older so3k without the distance check; {}",
+                 path, EXPORT_HINT);
+    module.setattr("min_distance", torch::tensor(min_distance, torch::TensorOptions().dtype(torch::kFloat64).device(device)));
+  }
   model_path = path;
   loaded = true;
 }
@@ -209,6 +230,18 @@ void PairSo3krates::coeff(int narg, char **arg)
                  model_path, known);
     species_of_type[itype] = found - elements.begin();
   }
+  // a type named after the wrong element runs at the wrong temperature without any other sign
+  if (check_masses && !element_masses.empty() && atom->mass != nullptr)
+    for (int itype = 1; itype <= ntypes; itype++) {
+      if (!atom->mass_setflag[itype]) continue;
+      double expected = element_masses[species_of_type[itype]], mass = atom->mass[itype];
+      if (std::fabs(mass - expected) > 0.05 * expected)
+        error->all(FLERR,
+                   "pair_coeff so3krates: type {} is named {} ({:.3f} u), but its mass is {:.3f} u: the element names "
+                   "after the model file must follow the types' order in the data file; fix them, or add "
+                   "`check_masses no` to pair_style for isotopes",
+                   itype, elements[species_of_type[itype]], expected, mass);
+    }
   for (int i = 1; i <= ntypes; i++)
     for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
 }
@@ -269,7 +302,8 @@ static torch::Tensor species_tensor(const int *type, int n, const std::vector<in
 }
 
 static std::vector<torch::Tensor> call(torch::jit::Module &module, const std::string &method,
-                                       std::vector<torch::jit::IValue> inputs, Error *error, int ntotal, int nlocal)
+                                       std::vector<torch::jit::IValue> inputs, Error *error, int ntotal, int nlocal,
+                                       bigint step)
 {
   std::vector<torch::Tensor> out;
   try {
@@ -277,9 +311,12 @@ static std::vector<torch::Tensor> call(torch::jit::Module &module, const std::st
     for (const auto &value : result->elements())
       out.push_back(value.toTensor().to(torch::kCPU, torch::kFloat64).contiguous());
   } catch (const std::exception &e) {
+    // TorchScript puts its traceback first and the error itself on the last line
     std::string what = e.what();
-    error->one(FLERR, "pair_style so3krates: the model failed on {} atoms ({} owned): {}", ntotal, nlocal,
-               what.substr(0, what.find('\n')));
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    std::string last = what.substr(what.rfind('\n') == std::string::npos ? 0 : what.rfind('\n') + 1);
+    error->one(FLERR, "pair_style so3krates: the model failed at step {} on {} atoms ({} owned): {}", step, ntotal, nlocal,
+               last);
   }
   return out;
 }
@@ -304,7 +341,7 @@ void PairSo3krates::compute_single_domain(int nlocal)
   auto out = call(module, "single_domain",
                   {positions.to(device), species_tensor(atom->type, nlocal, species_of_type).to(device), cell.to(device),
                    pbc.to(device)},
-                  error, nlocal, nlocal);
+                  error, nlocal, nlocal, update->ntimestep);
   accumulate(out[0], out[1], out[2], nlocal, nlocal);
   if (vflag_global) {
     auto w = out[3].accessor<double, 1>();
@@ -319,7 +356,7 @@ void PairSo3krates::compute_ghost_shell(int nlocal, int ntotal)
   torch::Tensor positions = torch::from_blob(&x[0][0], {ntotal, 3}, torch::kFloat64);
   auto out = call(module, "forward",
                   {positions.to(device), species_tensor(atom->type, ntotal, species_of_type).to(device), (int64_t) nlocal},
-                  error, ntotal, nlocal);
+                  error, ntotal, nlocal, update->ntimestep);
   accumulate(out[0], out[1], out[2], ntotal, nlocal);
   if (vflag_global) {
     // sum_i r_i f_i over owned and ghost atoms: ghosts are the periodic images that carry the

@@ -57,6 +57,9 @@ class PairSo3krates : public Pair {
   double ghost_cutoff;                   // the model's receptive field (Angstrom)
   bool nonlocal;                         // all-pairs SPHC attention: cannot be decomposed
   bool ghosts_always;                    // `ghosts always`: the ghost path even on one rank
+  double min_distance;                   // `min_distance`: closer atoms stop the run (< 0: the model's default)
+  bool check_masses;                     // `check_masses`: type masses must match the named elements
+  std::vector<double> element_masses;    // the model's element masses (u), from the metadata
   bool single_domain;                    // this run: owned atoms + cell instead of ghost shell
   std::string model_path;
   std::string preset, dtype, so3k_version;  // from the metadata, for the log

@@ -53,6 +53,12 @@ def load_structure(path: Path):
 GRAPH_MAX_ATOMS = 5000
 
 
+def model_error(error: Exception) -> str:
+    """The last line of an error raised inside the model (TorchScript puts its traceback first)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[-1] if lines else repr(error)).replace("builtins.ValueError: ", "")
+
+
 def trim_state_csv(path: Path, step: int) -> int:
     """Drop the rows of a state CSV after `step`; returns the rows kept."""
     if not path.exists():
@@ -205,7 +211,10 @@ def main(argv=None) -> int:
         if any((args.out / name).exists() for name in ("checkpoint.chk", "state.csv")):
             sys.exit(f"run_md.py: {args.out} already holds a run; continue it with --resume, or choose another --out")
         simulation.context.setPositions(positions)
-        simulation.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
+        try:  # the first force evaluation: a structure the model refuses stops here, not in a traceback
+            simulation.context.setVelocitiesToTemperature(args.temperature * unit.kelvin, args.seed)
+        except openmm.OpenMMException as error:
+            sys.exit(f"run_md.py: the starting structure cannot be used: {model_error(error)}")
         with (args.out / "start.pdb").open("w") as handle:  # the topology for trajectory analysis (mdtraj)
             app.PDBFile.writeFile(topology, positions * unit.nanometer, handle)
     remaining = args.steps - simulation.currentStep
@@ -228,12 +237,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         simulation.saveCheckpoint(str(checkpoint))
         sys.exit(f"run_md.py: interrupted at step {simulation.currentStep}; --resume continues from {checkpoint}")
-    except (openmm.OpenMMException, ValueError) as error:  # OpenMM's NaN check, or its reporters'
-        if graphs and "NaN" in str(error):
-            sys.exit(f"run_md.py: {error}\nWith CUDA graphs, NaN also means that an atom had more neighbours within the "
-                     "cutoff than the fixed pair list has slots: rerun with a larger --max-neighbours (or --cuda-graphs off); "
-                     f"--resume continues from {checkpoint}")
-        raise
+    except (openmm.OpenMMException, ValueError) as error:  # the model's refusal, OpenMM's NaN check, or its reporters'
+        reason = model_error(error)
+        hint = ""
+        if graphs and "NaN" in reason:
+            hint = (" With CUDA graphs, NaN also means that two atoms came closer than the model's min_distance, or that "
+                    "an atom had more neighbours than the fixed pair list has slots: rerun with a larger --max-neighbours "
+                    "(or --cuda-graphs off) to see which.")
+        sys.exit(f"run_md.py: the run stopped at step {simulation.currentStep}: {reason}.{hint} The last checkpoint is "
+                 f"{checkpoint}; --resume continues from it")
     wall = time.perf_counter() - start
     simulation.saveCheckpoint(str(checkpoint))
     ns_per_day = remaining * args.timestep * 1e-6 / (wall / 86400)

@@ -76,7 +76,7 @@ def test_cuda_graph_mode_follows_the_same_trajectory(trained, tmp_path, capsys):
 def test_too_few_neighbour_slots_stop_the_run_with_the_reason(trained, tmp_path):
     main = run_md()
     structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
-    with pytest.raises(SystemExit, match="rerun with a larger --max-neighbours"):
+    with pytest.raises(SystemExit, match="the run stopped at step .*rerun with a larger --max-neighbours"):
         main([str(structure), str(trained), "--steps", "20", "--report", "5", "--platform", "Reference",
               "--cuda-graphs", "on", "--max-neighbours", "2", "--out", str(tmp_path / "md")])
 
@@ -134,6 +134,16 @@ def test_an_existing_run_is_never_overwritten(trained, tmp_path):
     with pytest.raises(SystemExit, match="already holds a run; continue it with --resume"):
         main([structure, str(trained), "--steps", "10", "--platform", "Reference", "--out", str(out)])
     assert (out / "state.csv").read_text() == before
+
+
+def test_overlapping_atoms_stop_the_run_with_the_step_and_the_atoms(trained, tmp_path):
+    from ase.io import read, write
+
+    atoms = read(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz")
+    atoms.positions[1] = atoms.positions[0] + [0.25, 0.0, 0.0]
+    write(tmp_path / "overlap.xyz", atoms)
+    with pytest.raises(SystemExit, match=r"starting structure cannot be used: atoms 0 and 1 are 0\.2\d* Å apart, closer than min_distance"):
+        run_md()([str(tmp_path / "overlap.xyz"), str(trained), "--steps", "10", "--platform", "Reference", "--out", str(tmp_path / "md")])
 
 
 def test_missing_platform_says_what_is_available(trained, capsys):

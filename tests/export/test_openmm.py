@@ -366,3 +366,19 @@ def test_float32_export_far_from_the_origin(model, exported, aspirin):
     e, f = openmm_energy_forces(exported["float32", False], far)
     assert e == pytest.approx(e0, rel=1e-5)
     np.testing.assert_allclose(f, f0, rtol=0, atol=1e-4 * np.abs(f0).max())
+
+
+def test_overlapping_atoms_stop_openmm(exported, aspirin):
+    close = aspirin.copy()
+    close.positions[1] = close.positions[0] + [0.2, 0.0, 0.0]
+    with pytest.raises(openmm.OpenMMException, match=r"atoms 0 and 1 are 0\.2.* Å apart, closer than min_distance = 0\.5 Å"):
+        openmm_energy_forces(exported["float64", False], close)
+    energy, _ = openmm_graphs(exported["float64", True], close)  # fixed-size pairs: NaN, no host read
+    assert np.isnan(energy)
+    system = openmm.System()
+    for _ in close:
+        system.addParticle(1.0)
+    system.addForce(create_force(exported["float64", False], close.numbers, min_distance=0.0))  # the check off
+    context = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(close.positions * 0.1)
+    assert np.isfinite(context.getState(getEnergy=True).getPotentialEnergy()._value)

@@ -71,6 +71,8 @@ CASES = {
     "newton off": (dict(newton="off"), 1, "requires `newton on`"),
     "non-local on 2 ranks": (dict(model="nonlocal"), 2, "cannot be split over MPI ranks: non-local attention compares every pair of atoms"),
     "unknown keyword": (dict(style="cutoff 5"), 1, "unknown keyword cutoff"),
+    "type masses of other elements": (dict(types="H O"), 1, "type 1 is named H (1.008 u), but its mass is 15.999 u"),
+    "negative min_distance": (dict(style="min_distance -1"), 1, "`min_distance` must be >= 0 Angstrom"),
     "no CUDA here": (dict(style="device cuda"), 1, "libtorch sees no CUDA device; use `device cpu`"),
 }
 
@@ -88,6 +90,30 @@ def test_refusals_say_what_to_do(case, models, lmp, make_water, tmp_path):
     assert done.returncode != 0
     text = " ".join((done.stdout + done.stderr).split())
     assert "ERROR" in text and message in text, text[-1500:]
+
+
+def test_overlapping_atoms_stop_the_run_with_the_step_and_the_atoms(models, lmp, make_water, tmp_path):
+    water = make_water(n_per_side=2, spacing=3.1, seed=0)
+    water.positions[3] = water.positions[0] + [0.2, 0.0, 0.0]  # an O on top of another
+    lmp.write_structure(water, tmp_path / "structure.data", ["O", "H"])
+    fields = dict(units="metal", newton="on", style="", model=models["lammps"], types="O H")
+    done = lmp.run(tmp_path, DECK.format(**fields), check=False)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0 and "failed at step 0" in text and "Å apart, closer than min_distance = 0.5 Å" in text, text[-1500:]
+    fields["style"] = "min_distance 0.1"  # the user's own threshold
+    assert lmp.run(tmp_path, DECK.format(**fields), check=False).returncode == 0
+
+
+def test_isotopes_run_with_check_masses_no(models, lmp, make_water, tmp_path):
+    water = make_water(n_per_side=2, spacing=3.1, seed=0)
+    lmp.write_structure(water, tmp_path / "structure.data", ["O", "H"])
+    lines = (tmp_path / "structure.data").read_text().splitlines()
+    data = "\n".join("2 2.014 # D" if line.strip().startswith("2 ") and line.strip().endswith("# H") else line for line in lines)
+    (tmp_path / "structure.data").write_text(data)
+    fields = dict(units="metal", newton="on", style="", model=models["lammps"], types="O H")
+    assert lmp.run(tmp_path, DECK.format(**fields), check=False).returncode != 0
+    fields["style"] = "check_masses no"
+    assert lmp.run(tmp_path, DECK.format(**fields), check=False).returncode == 0
 
 
 def test_a_valid_file_runs(models, lmp, make_water, tmp_path):
