@@ -40,6 +40,8 @@ def export_model(
         raise ExportError(
             f"--outputs-forces is an OpenMM option; the {engine} module always returns energy and forces: drop it"
         )
+    if Path(path).is_dir():
+        raise ExportError(f"-o {path} is a directory; give a file name, e.g. {Path(path) / 'model.pt'}")
     if isinstance(source, (str, Path)) and Path(source).resolve() == Path(path).resolve():
         raise ExportError(f"the output {path} is the checkpoint itself: give another file name with -o")
     if not force:

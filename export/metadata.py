@@ -3,6 +3,7 @@ extra file `so3k.json`, and the checks a loader makes before it trusts a file.""
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
@@ -73,6 +74,11 @@ def load_module(path: Union[str, Path], engine: str) -> Tuple[torch.jit.ScriptMo
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as error:  # torch raises RuntimeError/ValueError/zipfile errors for foreign files
+        if zipfile.is_zipfile(path) and not any("/code/" in name for name in zipfile.ZipFile(path).namelist()):
+            raise ExportError(
+                f"{path} is not an exported model but a torch.save file, e.g. a checkpoint of `so3k train`: export it first "
+                f"with `so3k export {path} --engine {engine} -o model.pt`"
+            ) from None
         raise ExportError(f"{path} is not a TorchScript file ({type(error).__name__}: {str(error)[:160]})") from None
     if not extra[METADATA_FILE]:
         raise ExportError(f"{path} has no {METADATA_FILE} metadata: it was not made by `so3k export`")

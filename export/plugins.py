@@ -8,6 +8,7 @@ TorchForce plugins again once torch is loaded fixes it, so every so3k entry poin
 calls `import_openmmtorch` first.
 """
 
+import logging
 import re
 from typing import List, Sequence
 
@@ -44,8 +45,12 @@ def reload_torch_plugins() -> List[str]:
 def import_openmmtorch():
     """The `openmmtorch` module with its plugins loaded, or MissingDependencyError saying what to install."""
     reload_torch_plugins()
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # openmmtorch imports the deprecated simtk.openmm, which logs a warning on every use
     try:
         import openmmtorch
     except ImportError as error:
         raise MissingDependencyError(f"OpenMM-Torch is not installed ({error}): {INSTALL_HINT}") from None
+    finally:
+        logging.disable(previous)
     return openmmtorch

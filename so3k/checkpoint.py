@@ -15,6 +15,8 @@ Training writes them (so3k.train); everything that runs a model reads them throu
 """
 
 import copy
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -47,10 +49,22 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"checkpoint {path} not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; give the .ckpt file of a run (e.g. {path / 'best.ckpt'})")
+    if zipfile.is_zipfile(path) and any(name.endswith("/code/") or "/code/" in name for name in zipfile.ZipFile(path).namelist()):
+        raise CheckpointError(
+            f"{path} is an exported model (TorchScript for an engine), not a checkpoint: give the .ckpt file that "
+            "`so3k train` wrote (best.ckpt or last.ckpt)"
+        )
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own advice about weights_only does not apply here
+            warnings.simplefilter("ignore")
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"{path} is not a readable so3k checkpoint ({type(error).__name__}: {str(error)[:200]})") from None
+        raise CheckpointError(
+            f"{path} is not a so3k checkpoint: torch cannot read it ({type(error).__name__}: {str(error)[:160]}); give the "
+            ".ckpt file that `so3k train` wrote"
+        ) from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a so3k checkpoint (no '{FORMAT}' marker); exported .pt files are loaded by so3k.export")
     version = content.get("format_version")

@@ -136,6 +136,13 @@ def _train(args: argparse.Namespace) -> int:
             print("so3k: note: --resume continues with the run's own config; the config file is ignored", file=sys.stderr)
         train(None, Path(args.out), resume=True, progress=not args.no_progress, extend=args.set)
         return 0
+    if not args.config:
+        from so3k.errors import InputError
+
+        raise InputError(
+            "so3k train needs a training config, e.g. `so3k train examples/train_euclidean2024.yaml --out runs/x`; "
+            "--resume continues a run without one"
+        )
     config = load_config(args.config, args.set)
     train(config, Path(args.out), progress=not args.no_progress)
     return 0

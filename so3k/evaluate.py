@@ -46,6 +46,8 @@ def evaluate(
     model = inference_model(content)
     frames = read_frames(source, energy_key=energy_key, forces_key=forces_key, energy_unit=energy_unit,
                          length_unit=length_unit, require_energy=True)
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     if subset not in SUBSETS:
         raise InputError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
     if subset != "all":

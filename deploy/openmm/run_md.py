@@ -165,6 +165,7 @@ def main(argv=None) -> int:
     from so3k.export import load_exported
     from so3k.export.openmm import create_force
 
+    from so3k.errors import So3kError
     from so3k.units import ANGSTROM_TO_NM
 
     if not args.structure.exists():
@@ -175,12 +176,18 @@ def main(argv=None) -> int:
         system.addParticle(atom.element.mass)
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
-    cutoff_nm = load_exported(args.model)[1]["cutoff"] * ANGSTROM_TO_NM
+    try:
+        cutoff_nm = load_exported(args.model)[1]["cutoff"] * ANGSTROM_TO_NM
+    except So3kError as error:  # a missing file, a checkpoint, a LAMMPS export ...: one line, no traceback
+        sys.exit(f"run_md.py: {error}")
     box_width = None if box is None else min(box[k][k] for k in range(3))
     fits = topology.getNumAtoms() <= GRAPH_MAX_ATOMS and (box_width is None or box_width >= 2 * cutoff_nm)
     graphs = args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and args.platform == "CUDA" and fits)
-    system.addForce(create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width,
-                                 max_neighbours=args.max_neighbours))
+    try:
+        system.addForce(create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width,
+                                     max_neighbours=args.max_neighbours))
+    except So3kError as error:  # an element the model does not know, a box too small for CUDA graphs ...
+        sys.exit(f"run_md.py: {error}")
 
     dt = args.timestep * unit.femtoseconds
     if args.ensemble == "nvt":

@@ -52,6 +52,8 @@ def read_frames(
         raise DataError(path, "no such file")
     if path.is_dir():
         raise DataError(path, "is a directory, not a data file")
+    if isinstance(index, str) and not isinstance(_as_index(index), (int, slice)):
+        raise DataError(path, f"--index {index!r} is not a frame selection", hint="Use e.g. ':', '::10', '0:500' or '-1'")
     if path.suffix == ".npz":
         frames = _read_npz(path, energy_unit or NPZ_DEFAULT_ENERGY_UNIT, length_unit)
         if index != ":":
@@ -61,6 +63,13 @@ def read_frames(
         frames = _read_ase(path, index, energy_key, forces_key, stress_key, energy_unit or "eV", length_unit, info_keys)
     check_frames(frames, path, require_energy=require_energy, require_forces=require_forces)
     return frames
+
+
+def _as_index(index: str):
+    try:
+        return string2index(index)  # returns the string itself for anything it cannot parse
+    except ValueError:
+        return None
 
 
 def write_extxyz(frames: Frames, path: str | Path) -> None:
@@ -76,13 +85,13 @@ def _read_ase(path, index, energy_key, forces_key, stress_key, energy_unit, leng
         symbol = err.args[0] if err.args else "?"
         frame = _frame_of_symbol(path, symbol)
         raise DataError(path, f"unknown element symbol {symbol!r}", frame=frame, hint="use element symbols H..Og") from None
-    except StopIteration:
-        raise DataError(path, "contains no frames") from None
+    except StopIteration:  # ASE's readers stop this way on a file cut in the middle of a frame, too
+        raise DataError(path, "contains no complete frame", hint="Is the file truncated? Check its end") from None
     except ase.io.formats.UnknownFileTypeError as err:
         problem = "contains no frames" if "Empty file" in str(err) else f"is not a format ASE can read ({err})"
         raise DataError(path, problem) from None
     except Exception as err:  # noqa: BLE001 - any parser failure is reported with the file name
-        raise DataError(path, f"could not be read: {type(err).__name__}: {err}") from None
+        raise DataError(path, f"could not be read ({type(err).__name__}: {err})", hint="Is the file truncated or corrupt?") from None
     if not isinstance(images, list):
         images = [images]
     if not images:

@@ -1,6 +1,7 @@
 """so3k train / evaluate / info from the command line."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 from ase.io import read
@@ -49,10 +50,11 @@ def test_train_evaluate_info(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line_messages(tmp_path, capsys):
-    assert main(["train", "--out", str(tmp_path / "r"), "--set", "training.bogus=1"]) == 2
+    example = Path(__file__).resolve().parents[2] / "examples" / "train_euclidean2024.yaml"
+    assert main(["train", str(example), "--out", str(tmp_path / "r"), "--set", "training.bogus=1"]) == 2
     assert "so3k: error: unknown key(s) ['bogus'] in section 'training'" in capsys.readouterr().err
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     assert main(["info", str(tmp_path / "junk.ckpt")]) == 2
-    assert "is not a readable so3k checkpoint" in capsys.readouterr().err
+    assert "is not a so3k checkpoint: torch cannot read it" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.ckpt"), "ethanol"]) == 2
     assert "checkpoint" in capsys.readouterr().err

@@ -82,7 +82,14 @@ class FrameSink:
             self._fh.seek(0, os.SEEK_END)
 
     def _load_state(self) -> None:
-        state = json.loads(self.state_path.read_text())
+        try:
+            state = json.loads(self.state_path.read_text())
+            state["config"], state["n_frames"], state["offset"], state["extra"], state["elapsed"], state["complete"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ResumeError(
+                f"the state file {self.state_path} is truncated or corrupt ({type(error).__name__}: {error}); the frames in "
+                f"{self.work} cannot be resumed safely: delete both and start again"
+            ) from None
         if state["config"] != self.config:
             diff = sorted(k for k in set(state["config"]) | set(self.config) if state["config"].get(k) != self.config.get(k))
             detail = ", ".join(f"{k}: {state['config'].get(k)!r} -> {self.config.get(k)!r}" for k in diff)
