@@ -125,6 +125,32 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_continue(trained, tmp_path):
     assert "Traceback" not in err and (out / "checkpoint.chk").exists()
 
 
+def test_sigkill_then_resume_gives_the_rows_and_frames_of_an_uninterrupted_run(trained, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mdtraj
+
+    out = tmp_path / "md"
+    command = [sys.executable, str(ROOT / "deploy" / "openmm" / "run_md.py"), str(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"),
+               str(trained), "--report", "10", "--checkpoint-every", "30", "--platform", "Reference", "--out", str(out)]
+    run = subprocess.Popen(command + ["--steps", "1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not (out / "state.csv").exists() or len(read_rows(out / "state.csv")) < 8):
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=60)
+    killed_at = len(read_rows(out / "state.csv"))
+    total = (killed_at + 5) * 10
+    done = subprocess.run(command + ["--steps", str(total), "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [int(row['#"Step"']) for row in read_rows(out / "state.csv")]
+    assert steps == list(range(10, total + 1, 10))  # strictly increasing, none twice, none missing
+    assert mdtraj.load(str(out / "trajectory.dcd"), top=str(out / "start.pdb")).n_frames == len(steps)
+
+
 def test_an_existing_run_is_never_overwritten(trained, tmp_path):
     main = run_md()
     structure = str(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz")
