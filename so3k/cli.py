@@ -137,12 +137,14 @@ def _train(args: argparse.Namespace) -> int:
         train(None, Path(args.out), resume=True, progress=not args.no_progress, extend=args.set)
         return 0
     if not args.config:
-        from so3k.errors import InputError
+        if not any(item.startswith("data.path=") for item in args.set):
+            from so3k.errors import InputError
 
-        raise InputError(
-            "so3k train needs a training config, e.g. `so3k train examples/train_euclidean2024.yaml --out runs/x`; "
-            "--resume continues a run without one"
-        )
+            raise InputError(
+                "so3k train needs a training config, e.g. `so3k train examples/train_euclidean2024.yaml --out runs/x` "
+                "(or at least --set data.path=...); --resume continues a run without one"
+            )
+        print("so3k: note: no config file: so3k's defaults with your --set values (see examples/*.yaml)", file=sys.stderr)
     config = load_config(args.config, args.set)
     train(config, Path(args.out), progress=not args.no_progress)
     return 0
