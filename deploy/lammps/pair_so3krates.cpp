@@ -230,18 +230,7 @@ void PairSo3krates::coeff(int narg, char **arg)
                  model_path, known);
     species_of_type[itype] = found - elements.begin();
   }
-  // a type named after the wrong element runs at the wrong temperature without any other sign
-  if (check_masses && !element_masses.empty() && atom->mass != nullptr)
-    for (int itype = 1; itype <= ntypes; itype++) {
-      if (!atom->mass_setflag[itype]) continue;
-      double expected = element_masses[species_of_type[itype]], mass = atom->mass[itype];
-      if (std::fabs(mass - expected) > 0.05 * expected)
-        error->all(FLERR,
-                   "pair_coeff so3krates: type {} is named {} ({:.3f} u), but its mass is {:.3f} u: the element names "
-                   "after the model file must follow the types' order in the data file; fix them, or add "
-                   "`check_masses no` to pair_style for isotopes",
-                   itype, elements[species_of_type[itype]], expected, mass);
-    }
+
   for (int i = 1; i <= ntypes; i++)
     for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
 }
@@ -253,6 +242,18 @@ void PairSo3krates::init_style()
     error->all(FLERR,
                "pair_style so3krates requires `newton on`: forces on ghost atoms must go back to their owners");
   if (domain->dimension != 3) error->all(FLERR, "pair_style so3krates works in 3d only");
+  // a type named after the wrong element runs at the wrong temperature without any other sign
+  if (check_masses && !element_masses.empty() && atom->mass != nullptr)
+    for (int itype = 1; itype <= atom->ntypes; itype++) {
+      if (!atom->mass_setflag[itype]) continue;
+      double expected = element_masses[species_of_type[itype]], mass = atom->mass[itype];
+      if (std::fabs(mass - expected) > 0.05 * expected)
+        error->all(FLERR,
+                   "pair_coeff so3krates: type {} is named {} ({:.3f} u), but its mass is {:.3f} u: the element names "
+                   "after the model file must follow the types' order in the data file; fix them, or add "
+                   "`check_masses no` to pair_style for isotopes",
+                   itype, elements[species_of_type[itype]], expected, mass);
+    }
   if (nonlocal && comm->nprocs > 1)
     error->all(FLERR,
                "pair_style so3krates: {} cannot be split over MPI ranks: {}; run it on one rank ({} ranks now)",
