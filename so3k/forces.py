@@ -61,15 +61,16 @@ class ForceField(nn.Module):
         the outputs are detached.
         """
         dtype = self.model.expand.dtype
-        # centre each structure in the input's precision before a cast to float32, whose accuracy
-        # would otherwise depend on the distance from the origin (a uniform shift changes no pair)
-        if num_graphs == 1:
-            centre = positions.detach().mean(0, keepdim=True)
-        else:
-            counts = torch.zeros(num_graphs, dtype=positions.dtype, device=positions.device).index_add_(
-                0, batch, torch.ones_like(positions[:, 0]))
-            centre = (scatter_sum(positions.detach(), batch, num_graphs) / counts[:, None]).index_select(0, batch)
-        positions = (positions - centre).to(dtype)
+        if positions.dtype != dtype:
+            # centre each structure in the input's precision before the cast (to float32): its accuracy
+            # would otherwise depend on the distance from the origin (a uniform shift changes no pair)
+            if num_graphs == 1:
+                centre = positions.detach().mean(0, keepdim=True)
+            else:
+                counts = torch.zeros(num_graphs, dtype=positions.dtype, device=positions.device).index_add_(
+                    0, batch, torch.ones_like(positions[:, 0]))
+                centre = (scatter_sum(positions.detach(), batch, num_graphs) / counts[:, None]).index_select(0, batch)
+            positions = (positions - centre).to(dtype)
         cell = cell.to(dtype)
         offsets = offsets.to(dtype)
         if (compute_forces or compute_stress) and not positions.requires_grad:

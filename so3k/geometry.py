@@ -54,9 +54,9 @@ def check_min_distance(positions: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: 
         return
     r_ij = pair_vectors(positions, idx_i, idx_j, shifts).detach()
     d2 = (r_ij * r_ij).sum(-1)
-    k = int(torch.argmin(d2))
-    d = float(d2[k]) ** 0.5
-    if d < min_distance:
+    if bool(d2.min() < min_distance * min_distance):  # one host read per call; the details only on failure
+        k = int(torch.argmin(d2))
+        d = float(d2[k]) ** 0.5
         raise ValueError(
             "atoms " + str(int(idx_i[k])) + " and " + str(int(idx_j[k])) + " are " + str(d) + " Å apart, closer than "
             + "min_distance = " + str(min_distance) + " Å: overlapping atoms, or the simulation has blown up (check the "
