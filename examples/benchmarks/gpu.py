@@ -371,7 +371,7 @@ def plot(results, png):
     names = sorted({r["system"] for r in rows}, key=lambda n: next(r["atoms"] for r in rows if r["system"] == n))
     for k, graphs in enumerate((False, True)):
         values = [next((r["ms_per_step"] for r in rows if r["system"] == n and r["cuda_graphs"] == graphs), math.nan) for n in names]
-        ax.bar(np.arange(len(names)) + 0.4 * k - 0.2, values, width=0.4, label="CUDA graphs" if graphs else "neighbour list")
+        ax.bar(np.arange(len(names)) + 0.4 * k - 0.2, values, width=0.4, label="fixed-size pairs (CUDA graphs on a GPU)" if graphs else "neighbour list")
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_yscale("log")
     ax.set_ylabel("ms per MD step (OpenMM)")
