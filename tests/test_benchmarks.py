@@ -52,3 +52,15 @@ def test_one_so3k_case_prints_its_measurement(tmp_path):
     )
     row = json.loads(done.stdout.strip().splitlines()[-1])
     assert row["atoms"] == 21 and row["params"] == 283_773 and row["ms"] > 0 and row["pairs"] > 0
+
+
+def test_engine_timing_with_random_weights_is_not_stopped_by_the_overlap_guard(tmp_path):
+    # random weights drive atoms together within a few hundred steps: the timing runs switch the
+    # min_distance guard off, which would otherwise stop them (as it should stop real MD)
+    import common
+
+    from so3k.export import export_model
+
+    atoms = common.shipped_frame("aspirin")
+    path = export_model(common.random_model("euclidean2024", atoms), tmp_path / "m.pt", dtype="float32")
+    assert common.openmm_step_ms(path, atoms, "CPU", 30, 300) > 0

@@ -107,7 +107,9 @@ def correctness(args, device):
     return rows
 
 
-def openmm_context(path, atoms, platform_name, cuda_graphs, precision=None):
+def openmm_context(path, atoms, platform_name, cuda_graphs, precision=None, min_distance=0.0):
+    """A Context for the exported model. min_distance 0 by default: random weights make no
+    physical MD, and the overlap guard would stop a timing run."""
     import openmm
     from openmm import unit
     from so3k.export.openmm import system_from_atoms
@@ -115,7 +117,7 @@ def openmm_context(path, atoms, platform_name, cuda_graphs, precision=None):
     from so3k.units import ANGSTROM_TO_NM
 
     box_width = float(np.diag(atoms.cell.array).min()) * ANGSTROM_TO_NM if atoms.pbc.all() else None
-    system = system_from_atoms(path, atoms, cuda_graphs=cuda_graphs, box_width=box_width)
+    system = system_from_atoms(path, atoms, cuda_graphs=cuda_graphs, box_width=box_width, min_distance=min_distance)
     properties = {"Precision": precision} if precision and platform_name in ("CUDA", "OpenCL") else {}
     integrator = openmm.VerletIntegrator(0.5 * unit.femtoseconds)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform_name), properties)
@@ -299,7 +301,7 @@ def nve_drift(args, device, folder):
     path = export_model(best, folder / "nve-float32.pt", dtype="float32")
     atoms = shipped_frame("aspirin")
     platform_name = "CUDA" if device == "cuda" else "CPU"
-    context, integrator = openmm_context(path, atoms, platform_name, device == "cuda", "mixed")
+    context, integrator = openmm_context(path, atoms, platform_name, device == "cuda", "mixed", min_distance=0.5)
     context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
     steps = 400 if args.cpu else 10000
     chunk = steps // 40

@@ -33,7 +33,7 @@ atom_style      atomic
 boundary        {boundary}
 newton          on
 read_data       structure.data
-pair_style      so3krates {style}
+pair_style      so3krates {style} min_distance 0
 pair_coeff      * * model.pt {types}
 neighbor        1.0 bin
 timestep        0.0005
