@@ -19,7 +19,7 @@ from so3k import keys
 from so3k.capabilities import check_supported
 from so3k.errors import ExportError
 from so3k.forces import ForceField
-from so3k.geometry import pair_vectors
+from so3k.geometry import squared_distances
 from so3k.model import So3krates
 from so3k.neighbors import neighbor_list
 from so3k.neighbors.fixed_capacity import fixed_capacity_pairs
@@ -78,8 +78,7 @@ class OpenMMPotential(nn.Module):
         out = self.force_field(r, self.species, idx_i, idx_j, offsets, cell, batch, 1, compute_forces=compute_forces,
                                min_distance=min_distance)
         if capacity > 0:  # more neighbours than slots, or atoms too close: NaN energy and forces, and OpenMM stops
-            r_ij = pair_vectors(r.detach(), idx_i, idx_j, offsets.to(r.dtype) @ cell[0])
-            d2 = (r_ij * r_ij).sum(-1)
+            d2 = squared_distances(r, idx_i, idx_j, offsets.to(r.dtype) @ cell[0])
             too_close = (d2 < (self.min_distance * self.min_distance).to(d2.dtype)).any()
             poison = torch.where(overflow | too_close, float("nan"), 0.0).to(out[keys.ENERGY].dtype)
             for key in list(out.keys()):

@@ -47,13 +47,18 @@ def minimum_image_offsets(d: Tensor, box: Tensor) -> Tensor:
     return torch.stack([n_a, n_b, n_c], dim=1)
 
 
+def squared_distances(positions: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor) -> Tensor:
+    """(P,) squared pair distances, outside autograd (for checks, not for energies)."""
+    r_ij = pair_vectors(positions.detach(), idx_i, idx_j, shifts.detach())
+    return (r_ij * r_ij).sum(-1)
+
+
 def check_min_distance(positions: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, min_distance: float) -> None:
     """Refuse a structure with two atoms closer than min_distance (Å): overlapping atoms, or a
     simulation that has blown up. Reads one number back to the host."""
     if idx_i.numel() == 0:
         return
-    r_ij = pair_vectors(positions, idx_i, idx_j, shifts).detach()
-    d2 = (r_ij * r_ij).sum(-1)
+    d2 = squared_distances(positions, idx_i, idx_j, shifts)
     if bool(d2.min() < min_distance * min_distance):  # one host read per call; the details only on failure
         k = int(torch.argmin(d2))
         d = float(d2[k]) ** 0.5
