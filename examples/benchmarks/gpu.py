@@ -222,6 +222,102 @@ def eager_and_memory(args, device):
     return rows
 
 
+def under_aten(event):
+    """Whether a profiler event runs inside another aten operator (backward ops sit under autograd nodes)."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::"):
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def profile(args, device):
+    """Where one energy + forces call's time goes (pair list built once, outside): wall time,
+    operators and kernels launched per call, and the time the GPU is busy in kernels. Wall time far
+    above kernel time means the call is bound by launches (what CUDA graphs and fused kernels lift)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from so3k.forces import ForceField
+    from so3k.graph import build_graph
+
+    model = random_model(torch.float32, device)
+    force_field = ForceField(model)
+    rows = []
+    for name, data, repeat in sizes(args.cpu)[:2]:
+        atoms = shipped_frame(data, repeat)
+        inputs = build_graph([atoms], ELEMENTS, model.cutoff, torch.float32, device).inputs()
+
+        def call():
+            force_field(**inputs)
+            sync(device)
+
+        ms = median_ms(call, 5, 10 if args.cpu else 50)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+        calls = 3
+        with torch_profile(activities=activities) as prof:
+            for _ in range(calls):
+                call()
+        events = prof.events()
+        ops = [e for e in events if e.device_type == DeviceType.CPU and e.name.startswith("aten::") and not under_aten(e)]
+        kernels = [e for e in events if e.device_type == DeviceType.CUDA]
+        row = {"system": name, "atoms": len(atoms), "pairs": int(inputs["idx_i"].numel()), "wall_ms": ms,
+               "aten_ops_per_call": len(ops) / calls}
+        if device == "cuda":
+            row["kernels_per_call"] = len(kernels) / calls
+            row["kernel_ms_per_call"] = sum(e.time_range.elapsed_us() for e in kernels) / calls / 1e3
+            row["gpu_busy"] = row["kernel_ms_per_call"] / ms
+        table_text = prof.key_averages().table(sort_by="self_cuda_time_total" if device == "cuda" else "self_cpu_time_total", row_limit=12)
+        row["top_ops"] = table_text[-6000:]
+        rows.append(row)
+        print(f"  profile {name}: { {k: v for k, v in row.items() if k != 'top_ops'} }", flush=True)
+    return rows
+
+
+def compiled(args, device, deadline):
+    """torch.compile of the eager call (inductor; on a GPU also with CUDA graphs): compile time and
+    ms per call against eager, float32, pair list built once. Skipped when the budget is spent."""
+    from so3k.forces import ForceField
+    from so3k.graph import build_graph
+
+    rows = []
+    model = random_model(torch.float32, device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    modes = ["default"] + (["reduce-overhead"] if device == "cuda" else [])
+    for name, data, repeat in sizes(args.cpu)[:1 if args.cpu else 2]:  # compiling costs minutes on 2 cores
+        atoms = shipped_frame(data, repeat)
+        inputs = build_graph([atoms], ELEMENTS, model.cutoff, torch.float32, device).inputs()
+        eager = ForceField(model)
+
+        def run(fn):
+            def call():
+                fn(**inputs)
+                sync(device)
+            return call
+
+        base = median_ms(run(eager), 5, 10 if args.cpu else 50)
+        for mode in modes:
+            if time.monotonic() > deadline - 120:
+                rows.append({"system": name, "mode": mode, "error": "skipped: budget spent"})
+                continue
+            try:
+                torch._dynamo.reset()
+                fn = torch.compile(ForceField(model), mode=mode, dynamic=False)
+                t0 = time.perf_counter()
+                run(fn)()
+                compile_s = time.perf_counter() - t0
+                ms = median_ms(run(fn), 5, 10 if args.cpu else 50)
+                rows.append({"system": name, "mode": mode, "compile_s": compile_s, "eager_ms": base, "compiled_ms": ms,
+                             "speedup": base / ms})
+            except Exception as error:
+                rows.append({"system": name, "mode": mode, "error": f"{type(error).__name__}: {str(error)[:300]}"})
+            print(f"  compiled {rows[-1]}", flush=True)
+    return rows
+
+
 def largest_box(args, device, deadline):
     """Water boxes of doubling size until one energy + forces call no longer fits (GPU only)."""
     if device != "cuda":
@@ -328,6 +424,7 @@ def table(rows, columns):
         cells = []
         for c in columns:
             v = row.get(c, row.get("error", "") if c == columns[-1] else "")
+            v = " ".join(v.split()) if isinstance(v, str) else v  # one table line
             cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -339,6 +436,9 @@ def write_report(results, out):
           f"{env.get('date')}; torch {env.get('torch')} (CUDA {env.get('cuda')}), driver {env.get('driver')}, "
           f"OpenMM {env.get('openmm')}, Python {env.get('python')}. Command: `python examples/benchmarks/gpu.py`"
           + (" --cpu" if results.get("cpu") else "") + ".", ""]
+    if results.get("rerun"):
+        md += [f"Sections {', '.join(results['rerun'])} come from a second run on the same machine "
+               "(`--sections ... --merge` of the first run's results-gpu.json).", ""]
     sections = [
         ("correctness", "Eager model on the device against CPU float64 (max force error relative to the largest force)",
          ["system", "dtype", "device", "energy_rel", "forces_rel"]),
@@ -346,7 +446,11 @@ def write_report(results, out):
          ["system", "platform", "dtype", "cuda_graphs", "energy_rel", "forces_rel"]),
         ("openmm_speed", "OpenMM step, 0.5 fs Verlet, float32 model", ["system", "atoms", "cuda_graphs", "ms_per_step", "ns_per_day"]),
         ("eager", "Eager energy + forces call (pair list included), float32", ["system", "atoms", "eager_ms", "peak_MiB", "kiB_per_atom"]),
+        ("profile", "Where the call's time goes (pair list built outside; per call)",
+         ["system", "atoms", "pairs", "wall_ms", "aten_ops_per_call", "kernels_per_call", "kernel_ms_per_call", "gpu_busy"]),
         ("training", "Training step (energy + forces loss, backward, Adam), float32", ["batch", "ms_per_step", "structures_per_s"]),
+        ("compiled", "torch.compile of the call against eager (pair list built outside), float32",
+         ["system", "mode", "compile_s", "eager_ms", "compiled_ms", "speedup"]),
     ]
     for key, title, columns in sections:
         md += [f"## {title}", ""]
@@ -354,6 +458,10 @@ def write_report(results, out):
         md += [table(value, columns) if isinstance(value, list) else f"not run: {value}", ""]
     for key, title in (("largest_box", "Largest water box in one call"), ("nve", "NVE of a briefly trained model (aspirin, OpenMM)")):
         md += [f"## {title}", "", "```", json.dumps(results.get(key), indent=1), "```", ""]
+    if isinstance(results.get("profile"), list):
+        md += ["## Profile: top operators", ""]
+        for row in results["profile"]:
+            md += [f"{row['system']}:", "", "```", row.get("top_ops", ""), "```", ""]
     errors = results.get("errors", {})
     if errors:
         md += ["## Errors", ""] + [f"- {k}: `{v.splitlines()[-1] if v else ''}`" for k, v in errors.items()] + [""]
@@ -389,6 +497,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("runs/gpu"))
     parser.add_argument("--cpu", action="store_true", help="small sizes on the CPU (what CI runs)")
     parser.add_argument("--minutes", type=float, default=7.5, help="budget; the largest-box search stops at it")
+    parser.add_argument("--sections", help="comma-separated sections to run (default: all)")
+    parser.add_argument("--merge", type=Path, help="an earlier results-gpu.json: its sections are kept unless rerun")
     args = parser.parse_args(argv)
     start = time.monotonic()
     device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
@@ -397,17 +507,30 @@ def main(argv=None):
     work = args.out / "work"
     work.mkdir(exist_ok=True)
     results = {"cpu": args.cpu, "errors": {}}
+    if args.merge:
+        results = json.loads(args.merge.read_text())
     sections = [
         ("environment", lambda: environment(args, device)),
         ("correctness", lambda: correctness(args, device)),
         ("openmm_agreement", lambda: openmm_agreement(args, device, work)),
         ("openmm_speed", lambda: openmm_speed(args, device, work)),
         ("eager", lambda: eager_and_memory(args, device)),
+        ("profile", lambda: profile(args, device)),
         ("training", lambda: training_step(args, device)),
         ("nve", lambda: nve_drift(args, device, work)),
+        ("compiled", lambda: compiled(args, device, start + args.minutes * 60)),
         ("largest_box", lambda: largest_box(args, device, start + args.minutes * 60)),
     ]
+    chosen = args.sections.split(",") if args.sections else [name for name, _ in sections]
+    unknown = set(chosen) - {name for name, _ in sections}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {[name for name, _ in sections]}")
+    if args.merge:
+        results["rerun"] = sorted(set(results.get("rerun", [])) | set(chosen))
     for name, run in sections:
+        if name not in chosen:
+            continue
+        results["errors"].pop(name, None)
         t0 = time.monotonic()
         print(f"[{time.monotonic() - start:6.0f} s] {name}", flush=True)
         try:

@@ -19,10 +19,10 @@ def error_sums(pred_e: Tensor, ref_e: Tensor, n_atoms: Tensor, pred_f: Tensor, r
     df = (pred_f - ref_f).detach()
     return torch.stack(
         [
-            torch.tensor(float(de.numel()), dtype=torch.float64),
+            torch.tensor(float(de.numel()), dtype=torch.float64, device=de.device),  # on the errors' device (CUDA training)
             de.abs().sum().double(), (de**2).sum().double(),
             (de.abs() / n_atoms).sum().double(), ((de / n_atoms) ** 2).sum().double(),
-            torch.tensor(float(df.numel()), dtype=torch.float64),
+            torch.tensor(float(df.numel()), dtype=torch.float64, device=de.device),
             df.abs().sum().double(), (df**2).sum().double(),
             (de**2).sum().double(), (df**2).sum().double(),
         ]
