@@ -3,10 +3,13 @@
 Import it as ``so3k.export``, never as a top-level ``export``.
 
     so3k export runs/aspirin/best.ckpt --engine openmm -o model.pt [--dtype float64]
+    so3k export runs/aspirin/best.ckpt --format aoti -o model.pt2 [--device cuda]
 
-`export_model` writes one frozen TorchScript file with its metadata (so3k.json: format
-version, versions, model config, cutoff, layers, elements, units, dtype, weights hash);
-`load_exported` reads it back and refuses files it cannot honour, saying why.
+`export_model` writes one TorchScript file with its metadata (so3k.json: format version,
+versions, model config, cutoff, layers, elements, units, dtype, weights hash), or a compiled
+AOTInductor package (`aoti.py`) that every engine can use; `load_exported` reads a TorchScript
+file back and refuses files it cannot honour, saying why (`aoti.CompiledForceField` does the
+same for packages).
 """
 
 from pathlib import Path
@@ -18,16 +21,19 @@ from so3k.errors import ExportError
 # so3k.export.openmmml) whenever it is imported itself, and that must stay cheap.
 ENGINES = ("openmm", "lammps")
 DTYPES = ("float32", "float64")
+FORMATS = ("torchscript", "aoti")
 
 
 def export_model(
     source: Any, path: Union[str, Path], engine: str = "openmm", dtype: str = "float32", outputs_forces: bool = False,
-    force: bool = False,
+    force: bool = False, format: str = "torchscript", device: str = "cpu",
 ) -> Path:
     """Export a checkpoint (path; its EMA weights) or a So3krates model to `path` for `engine`.
     outputs_forces (OpenMM only): the module returns (energy, forces) for
     TorchForce.setOutputsForces(True). A model with non-finite weights, or a checkpoint whose
-    validation metrics are NaN, is refused unless `force`."""
+    validation metrics are NaN, is refused unless `force`.
+    format "aoti": a compiled package for `device` (cpu or cuda) that serves every engine, so
+    `engine` is not used."""
     import torch
 
     from so3k.checkpoint import inference_model
@@ -36,6 +42,12 @@ def export_model(
         raise ExportError(f"unknown engine {engine!r}; this so3k exports for {', '.join(ENGINES)}")
     if dtype not in DTYPES:
         raise ExportError(f"dtype must be float32 or float64, got {dtype!r}")
+    if format not in FORMATS:
+        raise ExportError(f"unknown format {format!r}; choose {' or '.join(FORMATS)}")
+    if format == "aoti" and outputs_forces:
+        raise ExportError("--outputs-forces is for TorchScript files in TorchForce; a compiled package always returns forces")
+    if format == "torchscript" and device != "cpu":
+        raise ExportError("--device is for compiled packages (--format aoti); a TorchScript file moves to the engine's device itself")
     if outputs_forces and engine != "openmm":
         raise ExportError(
             f"--outputs-forces is an OpenMM option; the {engine} module always returns energy and forces: drop it"
@@ -47,6 +59,10 @@ def export_model(
     if not force:
         check_finite(source)
     model = inference_model(source, getattr(torch, dtype))  # a frozen copy; the caller's model stays trainable
+    if format == "aoti":
+        from .aoti import export_aoti
+
+        return export_aoti(model, path, device)
     if engine == "lammps":
         from .lammps import export_lammps
 
@@ -87,4 +103,4 @@ def load_exported(path: Union[str, Path], engine: str = "openmm") -> Tuple[Any, 
     return load_module(path, engine)
 
 
-__all__ = ["export_model", "load_exported", "ExportError", "ENGINES"]
+__all__ = ["export_model", "load_exported", "ExportError", "ENGINES", "FORMATS"]

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--length-unit", default="Angstrom")
     evaluate.set_defaults(func=_evaluate)
 
-    export = commands.add_parser("export", help="write a checkpoint as one TorchScript file for an MD engine")
+    export = commands.add_parser("export", help="write a checkpoint as one TorchScript file for an MD engine, or a compiled package")
     export.add_argument("checkpoint", help="a .ckpt file from so3k train (its EMA weights are exported)")
     export.add_argument("--engine", default="openmm", choices=["openmm", "lammps"],
                         help="target engine (default openmm; lammps for pair_style so3krates)")
@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--outputs-forces", action="store_true",
                         help="OpenMM only: return (energy, forces) for TorchForce.setOutputsForces(True)")
     export.add_argument("--force", action="store_true", help="export even a model with NaN weights or NaN validation metrics")
+    export.add_argument("--format", default="torchscript", choices=["torchscript", "aoti"],
+                        help="torchscript (default; TorchForce, pair_style so3krates) or aoti: a compiled .pt2 package for "
+                             "the ASE calculator, OpenMM's PythonForce and LAMMPS (about a minute to compile)")
+    export.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="aoti only: the device the package is compiled for (default cpu)")
     export.set_defaults(func=_export)
 
     lammps = commands.add_parser("lammps", help="the LAMMPS plugin for pair_style so3krates").add_subparsers(
@@ -174,10 +179,23 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import time
+
     from so3k.export import export_model, load_exported
 
+    start = time.perf_counter()
     path = export_model(args.checkpoint, args.output, engine=args.engine, dtype=args.dtype, outputs_forces=args.outputs_forces,
-                        force=args.force)
+                        force=args.force, format=args.format, device=args.device)
+    if args.format == "aoti":
+        from so3k.export.aoti import read_metadata
+
+        meta = read_metadata(path)
+        print(
+            f"compiled {args.checkpoint} for {meta['device']} to {path} in {time.perf_counter() - start:.0f} s ({meta['dtype']}, "
+            f"elements {', '.join(meta['elements'])}, cutoff {meta['cutoff']} Å; checked against the model): "
+            f"So3kratesCalculator('{path}'), create_force('{path}', ..., backend='python')"
+        )
+        return 0
     meta = load_exported(path, args.engine)[1]
     print(
         f"exported {args.checkpoint} for {args.engine} to {path} ({meta['dtype']}, elements {', '.join(meta['elements'])}, "

@@ -41,6 +41,8 @@ class ForceField(nn.Module):
         compute_forces: bool = True,
         n_local: int = -1,
         min_distance: float = 0.0,
+        compute_virial: bool = False,
+        n_owned: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
         """positions (N,3) Å; species (N,) int64 (so3k.species); idx_i/idx_j (P,) int64 pairs;
         offsets (P,3) integer cell offsets of neighbour j (zeros without a cell); cell (B,3,3)
@@ -57,6 +59,9 @@ class ForceField(nn.Module):
         against overlapping atoms and blown-up runs; it reads one number back to the host).
         n_local >= 0 (ghost shells under domain decomposition, B = 1): the energy is that of the
         first n_local atoms only, energies has those n_local entries, and forces act on all atoms.
+        n_owned, a 0-dim int64 tensor (compiled exports, B = 1), does the same without pruning pairs,
+        so that every shape stays static: energies then has all N entries, zero beyond n_owned.
+        compute_virial: the virial without the stress (no data-dependent branch on the volume).
         When the model is in training mode, the gradients stay attached (force loss); in eval mode
         the outputs are detached.
         """
@@ -76,7 +81,8 @@ class ForceField(nn.Module):
         if (compute_forces or compute_stress) and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         inputs: List[Tensor] = [positions]
-        if compute_stress:
+        compute_virial = compute_virial or compute_stress
+        if compute_virial:
             strain = torch.zeros((num_graphs, 3, 3), dtype=dtype, device=positions.device).requires_grad_(True)
             inputs.append(strain)
             positions_d, cell_d = strained(positions, cell, strain, batch)
@@ -89,24 +95,28 @@ class ForceField(nn.Module):
         if min_distance > 0:
             check_min_distance(positions_d, idx_i, idx_j, shifts, min_distance)
         e_i = self.model.atomic_energies(positions_d, species, idx_i, idx_j, shifts, batch, n_local)
+        if n_owned is not None:
+            e_i = e_i * (torch.arange(e_i.shape[0], device=e_i.device) < n_owned).to(e_i.dtype)
         if n_local >= 0:
             e_i = e_i[:n_local]
+            energy = e_i.sum().reshape(1)
+        elif num_graphs == 1:  # a sum, not a scatter: fewer kernels, and inductor's CPU scatter into one row fails
             energy = e_i.sum().reshape(1)
         else:
             energy = scatter_sum(e_i, batch, num_graphs)
         out: Dict[str, Tensor] = {keys.ENERGY: energy, keys.ENERGIES: e_i}
-        if not (compute_forces or compute_stress):
+        if not (compute_forces or compute_virial):
             return out
 
         grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.model.training, allow_unused=True)
         if compute_forces:
             out[keys.FORCES] = -or_zeros(grads[0], positions)
+        if compute_virial:
+            out[keys.VIRIAL] = -or_zeros(grads[1], inputs[1])
         if compute_stress:
-            de_deps = or_zeros(grads[1], inputs[1])
-            out[keys.VIRIAL] = -de_deps
             volume = torch.abs(torch.linalg.det(cell))
             if bool((volume > 0).all()):
-                out[keys.STRESS] = de_deps / volume[:, None, None]
+                out[keys.STRESS] = -out[keys.VIRIAL] / volume[:, None, None]
         if not self.model.training:
             for key in list(out.keys()):
                 out[key] = out[key].detach()
