@@ -126,7 +126,30 @@ def topology_from_symbols(symbols: Sequence[str], residue_name: str = "MOL"):
     return topology
 
 
-def _atomic_numbers(system: Any) -> list:
+def is_periodic(topology_or_atomic_numbers: Any, periodic: Optional[bool]) -> bool:
+    """periodic as given, or else whether the topology has a box."""
+    if periodic is not None:
+        return bool(periodic)
+    return hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors") and (
+        topology_or_atomic_numbers.getPeriodicBoxVectors() is not None
+    )
+
+
+def ml_atoms(numbers: Sequence[int], atoms: Optional[Sequence[int]]) -> list:
+    """The atomic numbers of the ML atoms (all particles when atoms is None), checking the indices."""
+    if atoms is None:
+        ml_numbers = list(numbers)
+    else:
+        bad = [a for a in atoms if not 0 <= int(a) < len(numbers)]
+        if bad or len(set(int(a) for a in atoms)) != len(atoms):
+            raise ExportError(f"atoms must be distinct indices in 0..{len(numbers) - 1}; got {bad or 'duplicates'}")
+        ml_numbers = [numbers[int(a)] for a in atoms]
+    if not ml_numbers:
+        raise ExportError("no ML atoms: give a topology with atoms or a non-empty atoms= list")
+    return ml_numbers
+
+
+def atomic_numbers(system: Any) -> list:
     if hasattr(system, "atoms") and callable(system.atoms):  # an openmm.app.Topology
         numbers = []
         for atom in system.atoms():
@@ -152,8 +175,12 @@ def create_force(
     max_neighbours: Optional[int] = None,
     box_width: Optional[float] = None,
     min_distance: float = MIN_DISTANCE,
+    backend: str = "torch",
+    device: Optional[str] = None,
 ):
-    """An openmmtorch.TorchForce evaluating the exported model on the System's ML atoms.
+    """An openmmtorch.TorchForce evaluating the exported model on the System's ML atoms, or with
+    backend="python" an openmm.PythonForce running a compiled package (.pt2, `so3k export
+    --format aoti`) on `device` (default: the one it was compiled for); see openmm_python.py.
 
     topology_or_atomic_numbers: an openmm.app.Topology or the atomic numbers of all particles.
     atoms: indices of the ML atoms (default all). periodic: default from the topology's box.
@@ -169,28 +196,28 @@ def create_force(
     min_distance (Å): two ML atoms closer than this stop the simulation with an error naming them
     (with cuda_graphs: NaN energy and forces); 0 turns the check off.
     """
+    if backend not in ("torch", "python"):
+        raise ExportError(f"backend must be 'torch' (TorchForce) or 'python' (PythonForce with a .pt2 package), got {backend!r}")
+    if backend == "python":
+        if cuda_graphs:
+            raise ExportError("cuda_graphs is a TorchForce option; the python backend runs the compiled package as it is")
+        from .openmm_python import python_force
+
+        return python_force(model_path, topology_or_atomic_numbers, atoms, periodic, min_distance, device)
+    if Path(model_path).suffix == ".pt2":
+        raise ExportError(f"{model_path} is a compiled package: use create_force(..., backend='python'), or a TorchScript export")
+    if device is not None:
+        raise ExportError("device is for backend='python'; TorchForce runs on the Context's platform")
     openmmtorch = import_openmmtorch()  # works whatever was imported first
 
     module, meta = load_module(model_path, "openmm")
-    numbers = _atomic_numbers(topology_or_atomic_numbers)
-    if periodic is None:
-        periodic = hasattr(topology_or_atomic_numbers, "getPeriodicBoxVectors") and (
-            topology_or_atomic_numbers.getPeriodicBoxVectors() is not None
-        )
+    numbers = atomic_numbers(topology_or_atomic_numbers)
+    periodic = is_periodic(topology_or_atomic_numbers, periodic)
     check_supported(bool(meta.get("nonlocal_attention")), periodic=bool(periodic),
                     remedy=f"{model_path} is such a model: use it without a periodic box, or export a local model")
-    if atoms is not None:
-        atoms = [int(a) for a in atoms]
-        bad = [a for a in atoms if not 0 <= a < len(numbers)]
-        if bad or len(set(atoms)) != len(atoms):
-            raise ExportError(f"atoms must be distinct indices in 0..{len(numbers) - 1}; got {bad or 'duplicates'}")
-        ml_numbers = [numbers[a] for a in atoms]
-    else:
-        ml_numbers = numbers
-    if not ml_numbers:
-        raise ExportError("no ML atoms: give a topology with atoms or a non-empty atoms= list")
+    ml_numbers = ml_atoms(numbers, atoms)
     module.species = species_index(ml_numbers, meta["elements"], where=f" (model {model_path})")
-    module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
+    module.atoms = torch.tensor([int(a) for a in atoms] if atoms is not None else [], dtype=torch.long)
     module.min_distance = torch.tensor(float(min_distance), dtype=torch.float64)
     if cuda_graphs:
         if "neighbour_slots" not in dict(module.named_buffers(recurse=False)):

@@ -97,3 +97,21 @@ def plugin_built():
     from so3k.lammps import build
 
     return build()
+
+
+@pytest.fixture(scope="session")
+def compiled_models(tmp_path_factory):
+    """Both presets with random weights (float64) and their compiled packages (so3k export
+    --format aoti), compiled once per session: about 40 s each on one core."""
+    import so3k
+    from so3k.export import export_model
+
+    folder = tmp_path_factory.mktemp("compiled")
+    models = {}
+    for preset, options in (("euclidean2024", {"layers": 2}), ("neurips2022", {"layers": 2, "features": 48})):
+        torch.manual_seed(0)
+        model = so3k.build_model(preset, elements=["H", "C", "O"], **options).double()
+        model.readout.scale.fill_(2.0)
+        model.readout.shift.copy_(torch.tensor([-0.5, -1.0, -1.5], dtype=torch.float64))
+        models[preset] = (model, export_model(model, folder / f"{preset}.pt2", dtype="float64", format="aoti"))
+    return models
