@@ -23,6 +23,9 @@ loader says so before it tries.
 import json
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -91,9 +94,11 @@ def grid_points(rng: np.random.Generator, n: int, spacing: float) -> np.ndarray:
     return (grid + rng.uniform(-0.2, 0.2, grid.shape)) * spacing
 
 
-def export_aoti(model: So3krates, path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Path:
+def export_aoti(model: So3krates, path: Union[str, Path], device: Union[str, torch.device] = "cpu",
+                isolated: Optional[bool] = None) -> Path:
     """Compile `model` (an inference copy in its export dtype) into the package `path` (.pt2) for
-    `device`, check it against eager and return the path. Takes about a minute on a CPU."""
+    `device`, check it against eager and return the path. Takes about a minute on a CPU.
+    isolated: check in a child process (default: on CUDA; see check_against_eager)."""
     from torch._inductor import aoti_compile_and_package
     from torch.export import Dim
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -132,31 +137,61 @@ def export_aoti(model: So3krates, path: Union[str, Path], device: Union[str, tor
     partial = path.with_name(path.stem + ".partial.pt2")  # a failed compile leaves no half-written package behind
     aoti_compile_and_package(program, package_path=str(partial),
                              inductor_configs={"aot_inductor.metadata": {METADATA_FILE: json.dumps(meta)}})
-    check_against_eager(CompiledForceField(partial, device), entry, model, device)
+    try:
+        check_against_eager(partial, entry, model, device, isolated=device.type == "cuda" if isolated is None else isolated)
+    except ExportError:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(path)
     return path
 
 
-def check_against_eager(compiled: "CompiledForceField", entry: Entry, model: So3krates, device: torch.device) -> Dict[str, float]:
+def check_against_eager(path: Path, entry: Entry, model: So3krates, device: torch.device, isolated: bool) -> Dict[str, float]:
     """Largest relative differences of energy, forces and virial between the package and eager on
-    two structures it was not traced on; ExportError beyond float rounding of the dtype."""
-    tolerance = 1e-8 if model.expand.dtype == torch.float64 else 2e-4
-    worst: Dict[str, float] = {}
+    two structures it was not traced on; ExportError beyond float rounding of the dtype.
+    isolated: run the package in a child process, so that a package that crashes when loaded
+    (seen with CUDA packages on torch 2.11) becomes an ExportError, not a dead exporter."""
+    cases = []
     for kind in ("box", "molecule"):
         inputs = sample_inputs(model, kind, device)
-        expected = [t.detach() for t in entry(*inputs)]
+        cases.append((kind, [t.cpu() for t in inputs], [t.detach().cpu() for t in entry(*inputs)]))
+    if isolated:
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(cases, Path(folder) / "cases.pt")
+            done = subprocess.run([sys.executable, "-c", "import sys; from so3k.export.aoti import check_main; check_main(*sys.argv[1:])",
+                                   str(path), device.type, str(Path(folder) / "cases.pt")], capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            crash = f"it crashed (signal {-done.returncode})" if done.returncode < 0 else f"it failed ({last[:300]})"
+            raise ExportError(f"the package compiled, but {crash} when loaded and run; use the TorchScript export (torch {torch.__version__})")
+        errors = json.loads(done.stdout.strip().splitlines()[-1])
+    else:
+        errors = package_errors(CompiledForceField(path, device), cases)
+    tolerance = 1e-8 if model.expand.dtype == torch.float64 else 2e-4
+    for (kind, name), error in ((tuple(key.split("/")), value) for key, value in errors.items()):
+        if not error <= tolerance:
+            raise ExportError(
+                f"the compiled package disagrees with the model on a test structure ({kind}): {name} differs by "
+                f"{error:.2e} relative (tolerance {tolerance:.0e}); use the TorchScript export and report this torch version "
+                f"({torch.__version__})"
+            )
+    return errors
+
+
+def package_errors(compiled: "CompiledForceField", cases) -> Dict[str, float]:
+    """{"case/output": largest difference relative to the largest expected value}."""
+    errors = {}
+    for kind, inputs, expected in cases:
         got = compiled.run(*inputs)
         for name, a, b in zip(OUTPUTS, got, expected):
             scale = float(b.abs().max()) or 1.0
-            error = float((a - b).abs().max()) / scale
-            worst[name] = max(worst.get(name, 0.0), error)
-            if not error <= tolerance:
-                raise ExportError(
-                    f"the compiled package disagrees with the model on a test structure ({kind}): {name} differs by "
-                    f"{error:.2e} relative (tolerance {tolerance:.0e}); use the TorchScript export and report this torch version "
-                    f"({torch.__version__})"
-                )
-    return worst
+            errors[f"{kind}/{name}"] = float((a.cpu() - b).abs().max()) / scale  # NaN stays NaN: refused
+    return errors
+
+
+def check_main(path: str, device: str, cases: str) -> None:
+    """The child process of an isolated check: prints package_errors as one JSON line."""
+    print(json.dumps(package_errors(CompiledForceField(path, device), torch.load(cases))))
 
 
 def read_metadata(path: Union[str, Path]) -> Dict[str, Any]:

@@ -276,6 +276,78 @@ def profile(args, device):
     return rows
 
 
+def kernels_per_call(call, calls=3):
+    """(CUDA kernels launched, ms of kernel time) per call() under the profiler."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    call()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            call()
+    kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    return len(kernels) / calls, sum(e.time_range.elapsed_us() for e in kernels) / calls / 1e3
+
+
+def graphed_ms(call, device):
+    """ms per replay of call() captured in a CUDA graph (fixed inputs), or None off the GPU."""
+    if device != "cuda":
+        return None
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up on a side stream, as capture requires
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    return median_ms(lambda: (graph.replay(), sync(device)), 10, 100)
+
+
+def compiled_package(args, device, folder):
+    """The compiled package (so3k export --format aoti, compiled here for this device) against the
+    eager call, float32, pair list built once: compile time, ms per call, with and without a CUDA
+    graph around the call, and the force difference."""
+    from so3k import keys
+    from so3k.export import export_model
+    from so3k.export.aoti import CompiledForceField
+    from so3k.forces import ForceField
+    from so3k.graph import build_graph
+
+    start = time.perf_counter()
+    path = export_model(random_model(torch.float32), folder / "random-float32.pt2", dtype="float32", format="aoti", device=device)
+    compile_s = time.perf_counter() - start
+    package = CompiledForceField(path, device)
+    force_field = ForceField(random_model(torch.float32, device))
+    rows = []
+    for name, data, repeat in sizes(args.cpu)[:2 if args.cpu else 3]:
+        atoms = shipped_frame(data, repeat)
+        inputs = build_graph([atoms], ELEMENTS, force_field.model.cutoff, torch.float32, device).inputs()
+        row = {"system": name, "atoms": len(atoms), "compile_s": compile_s}
+        try:
+            big = len(atoms) > 5000
+            warm, reps = (2, 5) if big else (5, 10 if args.cpu else 50)
+            row["eager_ms"] = median_ms(lambda: (force_field(**inputs), sync(device)), warm, reps)
+            row["package_ms"] = median_ms(lambda: (package(**inputs), sync(device)), warm, reps)
+            row["speedup"] = row["eager_ms"] / row["package_ms"]
+            expected, got = force_field(**inputs)[keys.FORCES], package(**inputs)[keys.FORCES]
+            row["forces_rel"] = float((got - expected).abs().max() / expected.abs().max())
+            if device == "cuda":
+                row["package_kernels"], row["package_kernel_ms"] = kernels_per_call(lambda: (package(**inputs), sync(device)))
+            if not big:
+                row["eager_graph_ms"] = graphed_ms(lambda: force_field(**inputs), device)
+                row["package_graph_ms"] = graphed_ms(lambda: package.run(
+                    inputs["positions"], inputs["species"], inputs["idx_i"], inputs["idx_j"], inputs["offsets"],
+                    inputs["cell"][0], torch.tensor(len(atoms), device=device)), device)
+        except Exception as error:
+            row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
+        rows.append(row)
+        print(f"  package {row}", flush=True)
+    return rows
+
+
 def compiled(args, device, deadline):
     """torch.compile of the eager call (inductor; on a GPU also with CUDA graphs): compile time and
     ms per call against eager, float32, pair list built once. Skipped when the budget is spent."""
@@ -449,6 +521,9 @@ def write_report(results, out):
         ("profile", "Where the call's time goes (pair list built outside; per call)",
          ["system", "atoms", "pairs", "wall_ms", "aten_ops_per_call", "kernels_per_call", "kernel_ms_per_call", "gpu_busy"]),
         ("training", "Training step (energy + forces loss, backward, Adam), float32", ["batch", "ms_per_step", "structures_per_s"]),
+        ("package", "Compiled package (so3k export --format aoti) against eager, float32, pair list built outside",
+         ["system", "atoms", "compile_s", "eager_ms", "package_ms", "speedup", "eager_graph_ms", "package_graph_ms",
+          "package_kernels", "package_kernel_ms", "forces_rel"]),
         ("compiled", "torch.compile of the call against eager (pair list built outside), float32",
          ["system", "mode", "compile_s", "eager_ms", "compiled_ms", "speedup"]),
     ]
@@ -518,6 +593,7 @@ def main(argv=None):
         ("profile", lambda: profile(args, device)),
         ("training", lambda: training_step(args, device)),
         ("nve", lambda: nve_drift(args, device, work)),
+        ("package", lambda: compiled_package(args, device, work)),
         ("compiled", lambda: compiled(args, device, start + args.minutes * 60)),
         ("largest_box", lambda: largest_box(args, device, start + args.minutes * 60)),
     ]

@@ -197,3 +197,19 @@ def test_cli_compiles_a_trained_checkpoint_in_float32(trained_ethanol, tmp_path)
     got = calculated(So3kratesCalculator(out), atoms)
     assert got["energy"] == pytest.approx(expected["energy"], rel=1e-5)
     np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-4 * np.abs(expected["forces"]).max())
+
+
+def test_the_isolated_check_runs_the_package_in_a_child_process(compiled_models, tmp_path):
+    """CUDA packages are checked in a child process (a package that crashes when loaded must not
+    take the exporter with it); the same check, forced on the CPU, passes, and a crash is reported."""
+    from so3k.export.aoti import Entry, check_against_eager
+
+    model, path = compiled_models["euclidean2024"]
+    model = model.double().eval()
+    errors = check_against_eager(path, Entry(model), model, torch.device("cpu"), isolated=True)
+    assert set(errors) == {f"{k}/{o}" for k in ("box", "molecule") for o in ("energy", "energies", "forces", "virial")}
+    assert max(errors.values()) < 1e-10
+    broken = tmp_path / "broken.pt2"
+    broken.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip: loading fails in the child
+    with pytest.raises(ExportError, match="the package compiled, but it failed"):
+        check_against_eager(broken, Entry(model), model, torch.device("cpu"), isolated=True)
