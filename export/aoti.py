@@ -132,6 +132,7 @@ def export_aoti(model: So3krates, path: Union[str, Path], device: Union[str, tor
     meta = build_metadata(
         model, "aoti", {"length": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "virial": "eV"},
         package="aotinductor", device=device.type, inputs=list(INPUTS), outputs=list(OUTPUTS),
+        ghost_cutoff=model.config.receptive_field,  # LAMMPS keeps ghosts out to it
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.stem + ".partial.pt2")  # a failed compile leaves no half-written package behind

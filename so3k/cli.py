@@ -193,7 +193,7 @@ def _export(args: argparse.Namespace) -> int:
         print(
             f"compiled {args.checkpoint} for {meta['device']} to {path} in {time.perf_counter() - start:.0f} s ({meta['dtype']}, "
             f"elements {', '.join(meta['elements'])}, cutoff {meta['cutoff']} Å; checked against the model): "
-            f"So3kratesCalculator('{path}'), create_force('{path}', ..., backend='python')"
+            f"So3kratesCalculator('{path}'), create_force('{path}', ..., backend='python'), pair_coeff * * {path} El1 El2 ..."
         )
         return 0
     meta = load_exported(path, args.engine)[1]

@@ -41,17 +41,23 @@ def test_suite_refuses_to_report_on_a_busy_machine(tmp_path, monkeypatch):
     assert len(ase.io.read(tmp_path / "structures" / "water-12000.extxyz")) == 12000
 
 
-def test_one_so3k_case_prints_its_measurement(tmp_path):
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_one_so3k_case_prints_its_measurement(tmp_path, mode):
     from so3k.data.molecules import load_molecule
 
-    ase.io.write(tmp_path / "aspirin.extxyz", load_molecule("aspirin"))
+    structures = tmp_path / "structures"
+    structures.mkdir()
+    ase.io.write(structures / "aspirin.extxyz", load_molecule("aspirin"))
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "so3k_cases.py"), "--case", "aspirin", "--structures", str(tmp_path),
-         "--warmup", "1", "--repeats", "2", "--threads", "1"],
-        capture_output=True, text=True, check=True,
+        [sys.executable, str(BENCHMARKS / "so3k_cases.py"), "--case", "aspirin", "--structures", str(structures),
+         "--warmup", "1", "--repeats", "2", "--threads", "1", "--mode", mode],
+        capture_output=True, text=True,
     )
+    assert done.returncode == 0, done.stderr[-2000:]
     row = json.loads(done.stdout.strip().splitlines()[-1])
-    assert row["atoms"] == 21 and row["params"] == 283_773 and row["ms"] > 0 and row["pairs"] > 0
+    assert row["atoms"] == 21 and row["params"] == 283_773 and row["ms"] > 0 and row["pairs"] > 0 and row["mode"] == mode
+    if mode == "compiled":  # compiled once, kept beside the structures for the next rounds
+        assert len(list((tmp_path / "packages").glob("*.pt2"))) == 1
 
 
 def test_engine_timing_with_random_weights_is_not_stopped_by_the_overlap_guard(tmp_path):

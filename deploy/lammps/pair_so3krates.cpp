@@ -1,7 +1,8 @@
 /* pair_style so3krates (see pair_so3krates.h for the message-passing design).
 
    pair_style so3krates [device cpu|cuda]
-   pair_coeff * * model-lammps.pt El1 El2 ...    (one element per LAMMPS atom type) */
+   pair_coeff * * model-lammps.pt El1 El2 ...    (one element per LAMMPS atom type)
+   pair_coeff * * model.pt2 El1 El2 ...          (a compiled package: `so3k export --format aoti`) */
 
 #include "pair_so3krates.h"
 
@@ -12,10 +13,15 @@
 #include "force.h"
 #include "json.h"
 #include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
 #include "update.h"
 #include "utils.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -35,6 +41,12 @@ static const char *const NONLOCAL_REASON =
     "non-local attention compares every pair of atoms of one whole structure, so it is defined for "
     "non-periodic structures that are not split into domains";
 static const char *const EXPORT_HINT = "export it with `so3k export CHECKPOINT --engine lammps -o model-lammps.pt`";
+static const char *const PACKAGE_HINT = "compile it here with `so3k export CHECKPOINT --format aoti -o model.pt2`";
+
+static bool is_package(const std::string &path)
+{
+  return path.size() > 4 && path.compare(path.size() - 4, 4, ".pt2") == 0;
+}
 
 Pair *LAMMPS_NS::create_pair_so3krates(LAMMPS *lmp)
 {
@@ -59,6 +71,7 @@ PairSo3krates::PairSo3krates(LAMMPS *lmp) :
 
 PairSo3krates::~PairSo3krates()
 {
+  package.reset();
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -126,29 +139,36 @@ void PairSo3krates::load_model(const std::string &path)
       error->all(FLERR, "pair_coeff so3krates: cannot read the model file {} ({}); {}", path,
                  std::strerror(errno), EXPORT_HINT);
   }
-  torch::jit::ExtraFilesMap extra{{"so3k.json", ""}};
-  try {
-    module = torch::jit::load(path, device, extra);
-  } catch (const std::exception &e) {
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    error->all(FLERR, "pair_coeff so3krates: {} is not a TorchScript file that this libtorch can read ({}); {}", path,
-               what, EXPORT_HINT);
+  const bool compiled = is_package(path);
+  std::string text;
+  if (compiled) {
+    text = package_metadata(path);
+  } else {
+    torch::jit::ExtraFilesMap extra{{"so3k.json", ""}};
+    try {
+      module = torch::jit::load(path, device, extra);
+    } catch (const std::exception &e) {
+      std::string what = e.what();
+      what = what.substr(0, what.find('\n'));
+      error->all(FLERR, "pair_coeff so3krates: {} is not a TorchScript file that this libtorch can read ({}); {}", path,
+                 what, EXPORT_HINT);
+    }
+    module.eval();
+    // Without a fuser (none on CPU in the PyPI wheels) the profiling executor's shape
+    // specialisation and differentiable subgraphs only add work: energy + forces ran up to 1.6x
+    // slower than op by op. Ask for none (as so3k.runtime.plain_torchscript does in Python).
+    torch::jit::FusionStrategy no_specialisation = {{torch::jit::FusionBehavior::STATIC, 0},
+                                                    {torch::jit::FusionBehavior::DYNAMIC, 0}};
+    torch::jit::setFusionStrategy(no_specialisation);
+    text = extra["so3k.json"];
   }
-  module.eval();
-  // Without a fuser (none on CPU in the PyPI wheels) the profiling executor's shape
-  // specialisation and differentiable subgraphs only add work: energy + forces ran up to 1.6x
-  // slower than op by op. Ask for none (as so3k.runtime.plain_torchscript does in Python).
-  torch::jit::FusionStrategy no_specialisation = {{torch::jit::FusionBehavior::STATIC, 0},
-                                                  {torch::jit::FusionBehavior::DYNAMIC, 0}};
-  torch::jit::setFusionStrategy(no_specialisation);
-  if (extra["so3k.json"].empty())
+  if (text.empty())
     error->all(FLERR, "pair_coeff so3krates: {} has no so3k.json metadata, so it was not made by so3k; {}", path,
-               EXPORT_HINT);
+               compiled ? PACKAGE_HINT : EXPORT_HINT);
 
   json meta;
   try {
-    meta = json::parse(extra["so3k.json"]);
+    meta = json::parse(text);
     if (meta.value("format", "") != "so3k-exported-model")
       error->all(FLERR, "pair_coeff so3krates: the metadata of {} does not describe a so3k model; {}", path, EXPORT_HINT);
     int version = meta.at("format_version").get<int>();
@@ -158,14 +178,34 @@ void PairSo3krates::load_model(const std::string &path)
                  "plugin from that so3k with `so3k lammps build`",
                  path, version, meta.value("so3k_version", "?"), FORMAT_VERSION);
     std::string engine = meta.value("engine", "");
-    if (engine != "lammps")
-      error->all(FLERR, "pair_coeff so3krates: {} was exported for {}, not LAMMPS; {}", path, engine, EXPORT_HINT);
-    std::string style = meta.at("units").value("style", "");
-    if (style != "metal")
-      error->all(FLERR, "pair_coeff so3krates: {} uses units {}, but this plugin needs units metal; {}", path, style,
-                 EXPORT_HINT);
+    if (compiled) {
+      // a package runs only with the torch it was compiled by, and on its kind of device
+      if (engine != "aoti")
+        error->all(FLERR, "pair_coeff so3krates: {} is not a so3k compiled package; {}", path, PACKAGE_HINT);
+      std::string built_for = meta.value("device", "cpu"), here = device.is_cuda() ? "cuda" : "cpu";
+      if (built_for != here)
+        error->all(FLERR,
+                   "pair_coeff so3krates: {} was compiled for {}, and this pair_style runs on {}: use `device {}`, or "
+                   "export again with --device {}",
+                   path, built_for, here, built_for, here);
+      std::string made_with = meta.value("torch_version", "?");
+      std::string ours = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ".";
+      if (made_with.compare(0, ours.size(), ours) != 0)
+        error->all(FLERR,
+                   "pair_coeff so3krates: {} was compiled with torch {}; this plugin's libtorch is {}.{}: {} with that "
+                   "torch",
+                   path, made_with, TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, PACKAGE_HINT);
+      package_dtype = meta.value("dtype", "float32") == "float64" ? torch::kFloat64 : torch::kFloat32;
+    } else {
+      if (engine != "lammps")
+        error->all(FLERR, "pair_coeff so3krates: {} was exported for {}, not LAMMPS; {}", path, engine, EXPORT_HINT);
+      std::string style = meta.at("units").value("style", "");
+      if (style != "metal")
+        error->all(FLERR, "pair_coeff so3krates: {} uses units {}, but this plugin needs units metal; {}", path, style,
+                   EXPORT_HINT);
+    }
     std::string contract = meta.value("contract", "");
-    if (contract != CONTRACT)
+    if (!compiled && contract != CONTRACT)
       error->all(FLERR,
                  "pair_coeff so3krates: {} has module contract '{}', this plugin calls '{}': rebuild the plugin "
                  "with the so3k that exported the file (`so3k lammps build`)",
@@ -184,7 +224,16 @@ void PairSo3krates::load_model(const std::string &path)
   }
   if (!(ghost_cutoff >= cutoff && cutoff > 0.0))
     error->all(FLERR, "pair_coeff so3krates: {} has an invalid cutoff {} / ghost cutoff {}", path, cutoff, ghost_cutoff);
-  if (min_distance >= 0.0) {
+  if (compiled) {
+    try {
+      package = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+          path, "model", false, 1, device.is_cuda() ? device.index() : (c10::DeviceIndex) -1);
+    } catch (const std::exception &e) {
+      std::string what = e.what();
+      error->all(FLERR, "pair_coeff so3krates: the compiled package {} could not be loaded ({}); {}", path,
+                 what.substr(0, what.find('\n')), PACKAGE_HINT);
+    }
+  } else if (min_distance >= 0.0) {
     if (!module.hasattr("min_distance"))
       error->all(FLERR, "pair_style so3krates min_distance: {} was exported by an older so3k without the distance check; {}",
                  path, EXPORT_HINT);
@@ -192,6 +241,29 @@ void PairSo3krates::load_model(const std::string &path)
   }
   model_path = path;
   loaded = true;
+}
+
+std::string PairSo3krates::package_metadata(const std::string &path)
+{
+  // A .pt2 is a PyTorch zip archive; AOTInductor keeps its metadata, so3k.json included, in
+  // data/aotinductor/model/<hash>.wrapper_metadata.json. Reading it first lets a package for
+  // another device or torch be refused with the reason instead of failing inside the loader.
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    for (const auto &name : reader.getAllRecords()) {
+      const std::string suffix = "wrapper_metadata.json";
+      if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+      auto record = reader.getRecord(name);
+      json raw = json::parse(std::string(static_cast<const char *>(std::get<0>(record).get()), std::get<1>(record)));
+      return raw.value("so3k.json", "");
+    }
+  } catch (const std::exception &e) {
+    std::string what = e.what();
+    error->all(FLERR, "pair_coeff so3krates: {} is not a compiled package ({}); {}", path, what.substr(0, what.find('\n')),
+               PACKAGE_HINT);
+  }
+  error->all(FLERR, "pair_coeff so3krates: {} is a zip archive but not an AOTInductor package; {}", path, PACKAGE_HINT);
+  return "";
 }
 
 void PairSo3krates::coeff(int narg, char **arg)
@@ -261,7 +333,13 @@ void PairSo3krates::init_style()
   // No LAMMPS neighbour list is requested: the model builds its own pair list. On several
   // ranks the pair cutoff returned by init_one makes LAMMPS keep ghosts out to the receptive
   // field (plus the skin); on one rank the model needs no ghosts at all.
-  single_domain = comm->nprocs == 1 && !ghosts_always;
+  single_domain = comm->nprocs == 1 && !ghosts_always && !package;
+  if (package) {
+    // LAMMPS's full neighbour list, ghosts' neighbours included, within the model's cutoff (+ skin);
+    // ghosts are kept out to the receptive field so that every owned atom's energy is complete
+    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+    comm->cutghostuser = std::max(comm->cutghostuser, ghost_cutoff + neighbor->skin);
+  }
   if (nonlocal && (domain->xperiodic || domain->yperiodic || domain->zperiodic))
     error->all(FLERR,
                "pair_style so3krates: {} cannot run on a periodic box: {}; use `boundary s s s` or `f f f`, or a "
@@ -270,7 +348,10 @@ void PairSo3krates::init_style()
   if (ghosts_always && nonlocal)
     error->all(FLERR, "pair_style so3krates: {} cannot use `ghosts always`: {}", model_path, NONLOCAL_REASON);
   if (comm->me == 0) {
-    if (single_domain)
+    if (package)
+      utils::logmesg(lmp, "pair so3krates: compiled package on LAMMPS's neighbour list, ghost shell of {} A (+ skin) on {} rank(s)\n",
+                     ghost_cutoff, comm->nprocs);
+    else if (single_domain)
       utils::logmesg(lmp, "pair so3krates: one rank, the model takes periodic images from the box (no ghost shell)\n");
     else
       utils::logmesg(lmp, "pair so3krates: ghost shell of {} A (+ skin) on {} rank(s)\n", ghost_cutoff, comm->nprocs);
@@ -279,7 +360,8 @@ void PairSo3krates::init_style()
 
 double PairSo3krates::init_one(int, int)
 {
-  return single_domain ? cutoff : ghost_cutoff;
+  // a package's neighbour list needs the pair cutoff only; its ghost shell is set in init_style
+  return single_domain || package ? cutoff : ghost_cutoff;
 }
 
 void PairSo3krates::compute(int eflag, int vflag)
@@ -288,7 +370,9 @@ void PairSo3krates::compute(int eflag, int vflag)
   if (vflag_atom || cvflag_atom)
     error->all(FLERR, "pair_style so3krates computes the total virial only, not per-atom virials (compute stress/atom)");
   const int nlocal = atom->nlocal;
-  if (single_domain)
+  if (package)
+    compute_package(nlocal, nlocal + atom->nghost);
+  else if (single_domain)
     compute_single_domain(nlocal);
   else
     compute_ghost_shell(nlocal, nlocal + atom->nghost);
@@ -363,6 +447,67 @@ void PairSo3krates::compute_ghost_shell(int nlocal, int ntotal)
     // sum_i r_i f_i over owned and ghost atoms: ghosts are the periodic images that carry the
     // box dependence (what LAMMPS's fdotr computes, restricted to this style's forces)
     auto fa = out[1].accessor<double, 2>();
+    for (int i = 0; i < ntotal; i++) {
+      virial[0] += x[i][0] * fa[i][0];
+      virial[1] += x[i][1] * fa[i][1];
+      virial[2] += x[i][2] * fa[i][2];
+      virial[3] += x[i][1] * fa[i][0];
+      virial[4] += x[i][2] * fa[i][0];
+      virial[5] += x[i][2] * fa[i][1];
+    }
+  }
+}
+
+void PairSo3krates::compute_package(int nlocal, int ntotal)
+{
+  if (nlocal == 0) return;  // the energy is the owned atoms': none here, and no force from it
+  double **x = atom->x;
+  const double cut2 = cutoff * cutoff, close = min_distance < 0.0 ? 0.5 : min_distance;  // 0.5 A: the model's default
+  std::vector<int64_t> pair_i, pair_j;
+  const int nlist = list->inum + list->gnum;
+  for (int k = 0; k < nlist; k++) {
+    const int i = list->ilist[k];
+    const int *neighbours = list->firstneigh[i];
+    for (int m = 0; m < list->numneigh[i]; m++) {
+      const int j = neighbours[m] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      const double r2 = dx * dx + dy * dy + dz * dz;
+      if (r2 >= cut2) continue;
+      if (r2 < close * close)
+        error->one(FLERR,
+                   "pair_style so3krates: atoms {} and {} (IDs) are {:.3f} A apart at step {}, closer than min_distance "
+                   "{} A: atoms overlap or the simulation blew up",
+                   std::min(atom->tag[i], atom->tag[j]), std::max(atom->tag[i], atom->tag[j]), std::sqrt(r2),
+                   update->ntimestep, close);
+      pair_i.push_back(i);
+      pair_j.push_back(j);
+    }
+  }
+  const int64_t npairs = (int64_t) pair_i.size();
+  if (npairs == 0)
+    error->one(FLERR, "pair_style so3krates: no two atoms within the cutoff on this rank; a compiled package needs "
+                      "at least one pair (use the TorchScript export for isolated atoms)");
+  auto real = torch::TensorOptions().dtype(package_dtype).device(device);
+  auto index = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  std::vector<torch::Tensor> inputs = {
+      torch::from_blob(&x[0][0], {ntotal, 3}, torch::kFloat64).to(real),
+      species_tensor(atom->type, ntotal, species_of_type).to(device),
+      torch::from_blob(pair_i.data(), {npairs}, torch::kInt64).to(index, false, true),
+      torch::from_blob(pair_j.data(), {npairs}, torch::kInt64).to(index, false, true),
+      torch::zeros({npairs, 3}, real),    // ghosts are images already: no cell offsets
+      torch::zeros({3, 3}, real),
+      torch::scalar_tensor((int64_t) nlocal, index)};
+  std::vector<torch::Tensor> out;
+  try {
+    for (auto &value : package->run(inputs)) out.push_back(value.to(torch::kCPU, torch::kFloat64).contiguous());
+  } catch (const std::exception &e) {
+    std::string what = e.what();
+    error->one(FLERR, "pair_style so3krates: the compiled package failed at step {} on {} atoms ({} owned): {}",
+               update->ntimestep, ntotal, nlocal, what.substr(0, what.find('\n')));
+  }
+  accumulate(out[0], out[2], out[1].slice(0, 0, nlocal).contiguous(), ntotal, nlocal);
+  if (vflag_global) {  // sum_i r_i f_i over owned and ghost atoms, as in compute_ghost_shell
+    auto fa = out[2].accessor<double, 2>();
     for (int i = 0; i < ntotal; i++) {
       virial[0] += x[i][0] * fa[i][0];
       virial[1] += x[i][1] * fa[i][1];

@@ -25,8 +25,13 @@ PairStyle(so3krates,PairSo3krates);
 
 #include <torch/script.h>
 
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace torch::inductor {
+class AOTIModelPackageLoader;
+}
 
 namespace LAMMPS_NS {
 
@@ -43,12 +48,18 @@ class PairSo3krates : public Pair {
  protected:
   void allocate();
   void load_model(const std::string &path);
+  std::string package_metadata(const std::string &path);  // so3k.json of a .pt2, read before its code is loaded
+  void compute_package(int nlocal, int ntotal);
   void compute_single_domain(int nlocal);
   void compute_ghost_shell(int nlocal, int ntotal);
   void accumulate(const torch::Tensor &energy, const torch::Tensor &forces, const torch::Tensor &atom_energies,
                   int nforces, int nlocal);
 
   torch::jit::Module module;
+  // a compiled package (`so3k export --format aoti`, a .pt2) instead of the TorchScript module:
+  // it takes LAMMPS's own neighbour list (full, with ghosts) and always works on the ghost shell
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package;
+  torch::ScalarType package_dtype;
   torch::Device device;
   bool loaded;
   std::vector<std::string> elements;     // the model's elements; species = index in this list

@@ -7,6 +7,8 @@ warm-up), peak_rss_mb, atoms, pairs. Modes:
   eager     the Python ForceField call (energy + forces); pair list built once, outside the
             timed call, as for the peers (--with-pairs puts it inside: the scaling series);
   exported  the same call through the frozen TorchScript module that `so3k export` writes;
+  compiled  the same call through the AOTInductor package of `so3k export --format aoti`
+            (compiled once per preset and dtype into DIR/../packages, outside the timing);
   train     one training step on all frames of the case: energy + forces, loss MSE(E) + MSE(F)
             against the frames' values, backward, Adam step (as peer_models.py does);
   openmm    one 0.5 fs Verlet step of an OpenMM Context holding the exported model (CPU platform);
@@ -69,6 +71,15 @@ def run(args):
             loss.backward()
             optimizer.step()
 
+    elif args.mode == "compiled":
+        from so3k.export.aoti import CompiledForceField
+
+        package = CompiledForceField(compiled_package(args, model))
+        inputs = graph().inputs()
+
+        def step():
+            package(**(graph().inputs() if args.with_pairs else inputs))["forces"]
+
     elif args.mode in ("eager", "exported"):
         for p in model.parameters():
             p.requires_grad_(False)
@@ -88,6 +99,17 @@ def run(args):
     else:
         raise ValueError(args.mode)
     return result(args, params, median_ms(step, args.warmup, args.repeats), frames, pairs)
+
+
+def compiled_package(args, model):
+    """The package of this preset and dtype, compiled on first use (about a minute) and then reused."""
+    from so3k.export import export_model
+
+    path = args.structures.parent / "packages" / f"{args.preset}-{args.dtype}-{'-'.join(model.config.elements)}.pt2"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_model(model, path, dtype=args.dtype, format="aoti")
+    return path
 
 
 def engine_step_ms(args, model, atoms):
@@ -123,7 +145,7 @@ def result(args, params, ms, frames, pairs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="euclidean2024")
-    parser.add_argument("--mode", choices=("eager", "exported", "train", "openmm", "lammps"), default="eager")
+    parser.add_argument("--mode", choices=("eager", "exported", "compiled", "train", "openmm", "lammps"), default="eager")
     parser.add_argument("--case", required=True)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--threads", type=int, default=2)

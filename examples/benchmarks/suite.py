@@ -118,7 +118,7 @@ def plan(args):
             if dtype == "float64" and case in ("water-1536",):
                 continue
             for preset in SO3K:
-                modes = ["train"] if train else ["eager", "exported"]
+                modes = ["train"] if train else ["eager", "exported", "compiled"]
                 for mode in modes:
                     jobs.append(((f"so3k {preset}", mode, case, dtype),
                                  ours + ["--preset", preset, "--mode", mode, "--case", case, "--dtype", dtype] + structures + reps))
@@ -179,7 +179,7 @@ def tables(results, args, loads):
         out.append("| model | path | params | " + " | ".join(SPEED_CASES) + " | peak RSS (MB) |")
         out.append("|---|---|---:|" + "---:|" * len(SPEED_CASES) + "---:|")
         for model in models:
-            for mode in (["eager", "exported"] if model.startswith("so3k") else ["eager"]):
+            for mode in (["eager", "exported", "compiled"] if model.startswith("so3k") else ["eager"]):
                 cells, params, rss = [], "", 0.0
                 for case in SPEED_CASES:
                     row = results.get((model, "train" if case.startswith("train") else mode, case, dtype), {})
@@ -189,10 +189,10 @@ def tables(results, args, loads):
                         rss = max(rss, row["peak_rss_mb"])
                     else:
                         cells.append("failed" if "error" in row else "")
-                path = "Python" if mode == "eager" else "TorchScript (exported)"
+                path = {"eager": "Python", "exported": "TorchScript (exported)", "compiled": "AOTInductor (.pt2)"}[mode]
                 out.append(f"| {model} | {path} | {params} | " + " | ".join(cells) + f" | {rss:.0f} |")
     out.append("\n## Speed-up of so3k euclidean2024 (float32; peer time / so3k time)\n")
-    out.append("| against | aspirin (eager / exported) | water-192 | water-1536 | train-aspirin5 |")
+    out.append("| against | aspirin (eager / exported / compiled) | water-192 | water-1536 | train-aspirin5 |")
     out.append("|---|---:|---:|---:|---:|")
     for peer in args.peers:
         cells = []
@@ -201,7 +201,7 @@ def tables(results, args, loads):
             if case.startswith("train"):
                 mine = [ms(results, "so3k euclidean2024", "train", case)]
             else:
-                mine = [ms(results, "so3k euclidean2024", m, case) for m in ("eager", "exported")]
+                mine = [ms(results, "so3k euclidean2024", m, case) for m in ("eager", "exported", "compiled")]
             cells.append(" / ".join(f"{theirs / m:.2f}x" for m in mine if m and theirs) or "")
         out.append(f"| {peer} | " + " | ".join(cells) + " |")
     out.append("\n## Scaling (so3k euclidean2024, float32, pair list included)\n")

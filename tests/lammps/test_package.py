@@ -1,0 +1,99 @@
+"""pair_style so3krates with a compiled package (.pt2, `so3k export --format aoti`): LAMMPS's own
+neighbour list and ghost shell, against the ASE calculator in float64 on 1 and 2 ranks, and the
+refusals of packages it cannot run."""
+
+import importlib.util
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from so3k.export import export_model
+
+import so3k
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(name):
+    """A helper of test_pair_style.py (test modules are not importable under importlib mode)."""
+    spec = importlib.util.spec_from_file_location("pair_style_helpers", HERE / "test_pair_style.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    """One float64 package for H, C and O (so water and aspirin share it): compiled once."""
+    torch.manual_seed(0)
+    model = so3k.build_model("euclidean2024", elements=["H", "C", "O"], layers=2, features=32, cutoff=3.5).double()
+    model.readout.scale.fill_(2.0)
+    return model, export_model(model, tmp_path_factory.mktemp("package") / "model.pt2", dtype="float64", format="aoti")
+
+
+@pytest.mark.parametrize("system", ["aspirin, non-periodic", "water, cubic", "water, small triclinic"])
+def test_run0_with_a_package_equals_the_ase_calculator_on_1_and_2_ranks(system, package, lmp, make_water, perturb, aspirin,
+                                                                        tmp_path):
+    model, path = package
+    atoms, types = load("structures")(make_water, perturb, aspirin)[system]
+    results = {ranks: lmp.run0(tmp_path / f"ranks{ranks}", path, atoms, types, ranks=ranks) for ranks in (1, 2)}
+    assert "compiled package on LAMMPS's neighbour list" in results[1]["stdout"]
+    want = load("reference")(model, results[1]["structure"])
+    for got in results.values():
+        load("assert_close")(got, want)
+
+
+def rewritten(source, target, change):
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("wrapper_metadata.json"):
+                raw = json.loads(data)
+                meta = json.loads(raw["so3k.json"])
+                meta.update(change)
+                raw["so3k.json"] = json.dumps(meta)
+                data = json.dumps(raw).encode()
+            zout.writestr(item, data)
+    return target
+
+
+DECK = """
+units           metal
+atom_style      atomic
+boundary        p p p
+read_data       structure.data
+pair_style      so3krates {style}
+pair_coeff      * * {model} O H
+run             0
+"""
+
+
+@pytest.mark.parametrize("case, change, message", [
+    ("for CUDA", {"device": "cuda"}, "was compiled for cuda, and this pair_style runs on cpu: use `device cuda`, or export again"),
+    ("older torch", {"torch_version": "2.3.1"}, "was compiled with torch 2.3.1; this plugin's libtorch is"),
+    ("not a package", None, "is not a compiled package"),
+])
+def test_packages_it_cannot_run_are_refused_with_the_reason(case, change, message, package, lmp, make_water, tmp_path):
+    _, path = package
+    if change is None:
+        model = tmp_path / "notes.pt2"
+        model.write_text("not a zip archive")
+    else:
+        model = rewritten(path, tmp_path / "changed.pt2", change)
+    lmp.write_structure(make_water(n_per_side=2, spacing=3.1, seed=0), tmp_path / "structure.data", ["O", "H"])
+    done = lmp.run(tmp_path, DECK.format(style="", model=model), check=False)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0 and "ERROR" in text and message in text, text[-1500:]
+
+
+def test_overlapping_atoms_stop_a_package_run_naming_them(package, lmp, make_water, tmp_path):
+    _, path = package
+    water = make_water(n_per_side=2, spacing=3.1, seed=0)
+    water.positions[3] = water.positions[0] + [0.2, 0.0, 0.0]
+    lmp.write_structure(water, tmp_path / "structure.data", ["O", "H"])
+    done = lmp.run(tmp_path, DECK.format(style="", model=path), check=False)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0 and "atoms 1 and 4 (IDs) are 0.200 A apart at step 0" in text, text[-1500:]
+    assert lmp.run(tmp_path, DECK.format(style="min_distance 0.1", model=path), check=False).returncode == 0
