@@ -103,8 +103,9 @@ def plugin_built():
 def compiled_models(tmp_path_factory):
     """Both presets with random weights (float64) and their compiled packages (so3k export
     --format aoti), compiled once per session: about 40 s each on one core."""
-    import so3k
     from so3k.export import export_model
+
+    import so3k
 
     folder = tmp_path_factory.mktemp("compiled")
     models = {}

@@ -310,9 +310,10 @@ def compiled_package(args, device, folder):
     """The compiled package (so3k export --format aoti, compiled here for this device) against the
     eager call, float32, pair list built once: compile time, ms per call, with and without a CUDA
     graph around the call, and the force difference."""
-    from so3k import keys
     from so3k.export import export_model
     from so3k.export.aoti import CompiledForceField
+
+    from so3k import keys
     from so3k.forces import ForceField
     from so3k.graph import build_graph
 

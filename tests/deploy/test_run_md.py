@@ -38,6 +38,14 @@ def read_rows(path):
         return list(csv.DictReader(handle))
 
 
+def rows_written(path):
+    """Complete rows of a state.csv another process is writing (0 before its header is flushed)."""
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines(keepends=True)
+    return max(0, sum(1 for line in lines if line.endswith("\n")) - 1)
+
+
 def test_run_md_writes_outputs_and_resumes(trained, tmp_path, capsys):
     main = run_md()
     structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
@@ -138,7 +146,7 @@ def test_sigkill_then_resume_gives_the_rows_and_frames_of_an_uninterrupted_run(t
                str(trained), "--report", "10", "--checkpoint-every", "30", "--platform", "Reference", "--out", str(out)]
     run = subprocess.Popen(command + ["--steps", "1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not (out / "state.csv").exists() or len(read_rows(out / "state.csv")) < 8):
+    while time.monotonic() < deadline and rows_written(out / "state.csv") < 8:
         time.sleep(0.05)
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=60)

@@ -13,11 +13,11 @@ import torch
 from openmm import unit
 from so3k.export import ExportError, export_model
 from so3k.export.aoti import CompiledForceField, read_metadata
+from so3k.export.metadata import weights_hash
 from so3k.export.openmm import create_force, system_from_atoms
 
 import so3k
 from so3k.calculators import So3kratesCalculator
-from so3k.export.metadata import weights_hash
 from so3k.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 PRESETS = ["euclidean2024", "neurips2022"]
