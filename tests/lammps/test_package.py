@@ -97,3 +97,45 @@ def test_overlapping_atoms_stop_a_package_run_naming_them(package, lmp, make_wat
     text = " ".join((done.stdout + done.stderr).split())
     assert done.returncode != 0 and "atoms 1 and 4 (IDs) are 0.200 A apart at step 0" in text, text[-1500:]
     assert lmp.run(tmp_path, DECK.format(style="min_distance 0.1", model=path), check=False).returncode == 0
+
+
+def test_nve_with_a_package_conserves_energy_and_follows_the_torchscript_run(trained_ethanol, lmp, tmp_path):
+    """A trained model (float64), ethanol at 300 K, 400 velocity Verlet steps of 0.25 fs: the package
+    on 1 and 2 ranks conserves energy, and its trajectory is the TorchScript file's."""
+    from so3k.data.molecules import load_molecule
+
+    models = {"package": export_model(trained_ethanol, tmp_path / "ethanol.pt2", dtype="float64", format="aoti"),
+              "torchscript": export_model(trained_ethanol, tmp_path / "ethanol-lammps.pt", engine="lammps", dtype="float64")}
+    atoms = load_molecule("ethanol")
+    atoms.center(vacuum=4.0)
+    atoms.pbc = False
+    deck = """
+units           metal
+atom_style      atomic
+boundary        s s s
+newton          on
+read_data       structure.data
+pair_style      so3krates
+pair_coeff      * * {model} C H O
+neighbor        1.0 bin
+timestep        0.00025
+velocity        all create 300.0 4928459 mom yes rot yes dist gaussian
+fix             integrate all nve
+thermo_style    custom step pe ke etotal
+thermo_modify   format float %.12f
+thermo          5
+run             400
+"""
+    tables = {}
+    for name, ranks in (("package", 1), ("package", 2), ("torchscript", 1)):
+        folder = tmp_path / f"{name}{ranks}"
+        folder.mkdir()
+        lmp.write_structure(atoms, folder / "structure.data", ["C", "H", "O"])
+        tables[name, ranks] = lmp.thermo(lmp.run(folder, deck.format(model=models[name]), ranks=ranks).stdout)
+    for ranks in (1, 2):
+        total, kinetic = tables["package", ranks]["TotEng"], tables["package", ranks]["KinEng"]
+        assert total.std() < 0.01 * kinetic.std()
+        assert abs(total[-1] - total[0]) < 0.02 * kinetic.std()
+    # the same trajectory as the TorchScript file, until round-off (amplified by chaos) separates them
+    for ranks in (1, 2):
+        assert max(abs(a - b) for a, b in zip(tables["package", ranks]["PotEng"][:20], tables["torchscript", 1]["PotEng"][:20])) < 1e-8
