@@ -123,9 +123,12 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_continue(trained, tmp_path):
     out = tmp_path / "md"
     command = [sys.executable, str(ROOT / "deploy" / "openmm" / "run_md.py"), str(ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"),
                str(trained), "--steps", "1000000", "--report", "10", "--platform", "Reference", "--out", str(out)]
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored: restore
+    # the default so that the signal below acts as a Ctrl-C wherever the suite runs
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(read_rows(out / "state.csv") if (out / "state.csv").exists() else []) < 3:
+    while time.monotonic() < deadline and rows_written(out / "state.csv") < 3:
         time.sleep(0.2)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
