@@ -179,7 +179,7 @@ def tables(results, args, loads):
         out.append("| model | path | params | " + " | ".join(SPEED_CASES) + " | peak RSS (MB) |")
         out.append("|---|---|---:|" + "---:|" * len(SPEED_CASES) + "---:|")
         for model in models:
-            for mode in (["eager", "exported", "compiled"] if model.startswith("so3k") else ["eager"]):
+            for mode in (["eager", "exported", "compiled"] if model.startswith("so3k ") else ["eager"]):
                 cells, params, rss = [], "", 0.0
                 for case in SPEED_CASES:
                     row = results.get((model, "train" if case.startswith("train") else mode, case, dtype), {})
@@ -253,7 +253,7 @@ def plots(results, args):
     for k, model in enumerate(models):
         values = []
         for case in SPEED_CASES:
-            mode = "train" if case.startswith("train") else ("exported" if model.startswith("so3k") else "eager")
+            mode = "train" if case.startswith("train") else ("exported" if model.startswith("so3k ") else "eager")
             values.append(ms(results, model, mode, case) or 0.0)
         ax.bar([c + k * width for c in range(len(SPEED_CASES))], values, width, label=model)
     ax.set_xticks([c + 0.4 - width / 2 for c in range(len(SPEED_CASES))], SPEED_CASES)
@@ -339,8 +339,8 @@ def main():
     print(text)
     (args.out / "suite.md").write_text(text + "\n")
     (args.out / "suite.json").write_text(json.dumps(
-        {"loads": loads, "threads": args.threads, "results": [dict(zip(("model", "mode", "case", "dtype"), k), **v)
-                                                              for k, v in results.items()]}, indent=1))
+        {"loads": loads, "threads": args.threads, "results": [{**v, **dict(zip(("model", "mode", "case", "dtype"), k))}
+                                                              for k, v in results.items()]}, indent=1))  # the key's mode wins
     plots(results, args)
     print(f"\nwrote {args.out / 'suite.md'}, suite.json, suite-speed.png, suite-scaling.png", file=sys.stderr)
 
