@@ -139,7 +139,8 @@ def plot_energy(csv_path: Path, png: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("structure", type=Path, help="PDB, or any ASE-readable structure (Å)")
-    parser.add_argument("model", type=Path, help="exported model (so3k export --engine openmm)")
+    parser.add_argument("model", type=Path, help="exported model (so3k export --engine openmm), or a compiled package "
+                        "(.pt2, so3k export --format aoti), which runs through openmm.PythonForce")
     parser.add_argument("--ensemble", choices=["nvt", "nve"], default="nvt")
     parser.add_argument("--temperature", type=float, default=300.0, help="K: Langevin bath and initial velocities")
     parser.add_argument("--friction", type=float, default=1.0, help="1/ps (NVT)")
@@ -176,16 +177,28 @@ def main(argv=None) -> int:
         system.addParticle(atom.element.mass)
     if box is not None:
         system.setDefaultPeriodicBoxVectors(*box)
+    compiled = args.model.suffix == ".pt2"  # a compiled package: PythonForce, on the device it was compiled for
+    if compiled and args.cuda_graphs == "on":
+        sys.exit("run_md.py: --cuda-graphs on needs a TorchScript export (TorchForce); a .pt2 package runs through PythonForce")
     try:
-        cutoff_nm = load_exported(args.model)[1]["cutoff"] * ANGSTROM_TO_NM
+        if compiled:
+            from so3k.export.aoti import read_metadata
+
+            cutoff_nm = read_metadata(args.model)["cutoff"] * ANGSTROM_TO_NM
+        else:
+            cutoff_nm = load_exported(args.model)[1]["cutoff"] * ANGSTROM_TO_NM
     except So3kError as error:  # a missing file, a checkpoint, a LAMMPS export ...: one line, no traceback
         sys.exit(f"run_md.py: {error}")
     box_width = None if box is None else min(box[k][k] for k in range(3))
     fits = topology.getNumAtoms() <= GRAPH_MAX_ATOMS and (box_width is None or box_width >= 2 * cutoff_nm)
-    graphs = args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and args.platform == "CUDA" and fits)
+    graphs = not compiled and (args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and args.platform == "CUDA" and fits))
     try:
-        system.addForce(create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width,
-                                     max_neighbours=args.max_neighbours))
+        if compiled:
+            force = create_force(args.model, topology, periodic=box is not None, backend="python")
+        else:
+            force = create_force(args.model, topology, periodic=box is not None, cuda_graphs=graphs, box_width=box_width,
+                                 max_neighbours=args.max_neighbours)
+        system.addForce(force)
     except So3kError as error:  # an element the model does not know, a box too small for CUDA graphs ...
         sys.exit(f"run_md.py: {error}")
 

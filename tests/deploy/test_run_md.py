@@ -81,6 +81,26 @@ def test_cuda_graph_mode_follows_the_same_trajectory(trained, tmp_path, capsys):
     assert [float(r[key]) for r in on] == pytest.approx([float(r[key]) for r in off], rel=1e-9)
 
 
+def test_a_compiled_package_runs_through_python_force_and_resumes(trained_ethanol, trained, tmp_path, capsys):
+    """run_md.py with a .pt2: the NVE trajectory of the TorchScript export (float64), then --resume."""
+    package = export_model(trained_ethanol, tmp_path / "model.pt2", dtype="float64", format="aoti")
+    main = run_md()
+    structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
+    for name, model in (("torchscript", trained), ("package", package)):
+        assert main([str(structure), str(model), "--steps", "20", "--report", "5", "--platform", "Reference",
+                     "--ensemble", "nve", "--out", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    key = "Potential Energy (kJ/mole)"
+    expected = [float(r[key]) for r in read_rows(tmp_path / "torchscript" / "state.csv")]
+    assert [float(r[key]) for r in read_rows(tmp_path / "package" / "state.csv")] == pytest.approx(expected, rel=1e-9)
+    assert main([str(structure), str(package), "--steps", "30", "--report", "5", "--platform", "Reference", "--ensemble", "nve",
+                 "--out", str(tmp_path / "package"), "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert int(read_rows(tmp_path / "package" / "state.csv")[-1]['#"Step"']) == 30
+    with pytest.raises(SystemExit, match="--cuda-graphs on needs a TorchScript export"):
+        main([str(structure), str(package), "--steps", "5", "--cuda-graphs", "on", "--out", str(tmp_path / "graphs")])
+
+
 def test_too_few_neighbour_slots_stop_the_run_with_the_reason(trained, tmp_path):
     main = run_md()
     structure = ROOT / "so3k" / "data" / "molecules" / "ethanol.xyz"
