@@ -34,7 +34,19 @@ def torch_checks() -> List[Check]:
     else:
         hint = "a CPU-only torch build" if not torch.version.cuda else "no GPU or no driver visible"
         out.append(("--", "GPU", f"none seen by torch ({hint}); so3k runs on the CPU"))
+    out.append(compiler_check())
     return out
+
+
+def compiler_check() -> Check:
+    """`so3k export --format aoti` and `so3k lammps build` compile C++: is a compiler on PATH?"""
+    import os
+    import shutil
+
+    found = os.environ.get("CXX") or next((shutil.which(c) for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+    if found:
+        return ("ok", "C++ compiler", f"{found} (compiled packages, the LAMMPS plugin)")
+    return ("--", "C++ compiler", "none on PATH: `so3k export --format aoti` and `so3k lammps build` need one (apt install g++)")
 
 
 def openmm_checks() -> List[Check]:

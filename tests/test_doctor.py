@@ -26,3 +26,12 @@ def test_doctor_flags_two_openmm_torch_builds(monkeypatch, capsys):
     assert so3k.doctor.doctor() == 1
     out = capsys.readouterr().out
     assert "!!  OpenMM-Torch" in out and "overwrite each other's files" in out
+
+
+def test_doctor_reports_the_cpp_compiler_compiled_packages_need(monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    status, what, detail = so3k.doctor.compiler_check()
+    assert status == "ok" and what == "C++ compiler" and "compiled packages" in detail  # this machine builds the plugin
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    status, _, detail = so3k.doctor.compiler_check()
+    assert status == "--" and "--format aoti" in detail and "apt install g++" in detail
