@@ -116,3 +116,27 @@ def compiled_models(tmp_path_factory):
         model.readout.shift.copy_(torch.tensor([-0.5, -1.0, -1.5], dtype=torch.float64))
         models[preset] = (model, export_model(model, folder / f"{preset}.pt2", dtype="float64", format="aoti"))
     return models
+
+
+def rewrite_package_metadata(source, target, change):
+    """A copy of a compiled package whose so3k metadata (inside AOTInductor's wrapper_metadata.json)
+    is updated with the dict `change`: packages made for another device or torch, without a GPU."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("wrapper_metadata.json"):
+                raw = json.loads(data)
+                meta = json.loads(raw["so3k.json"])
+                meta.update(change)
+                raw["so3k.json"] = json.dumps(meta)
+                data = json.dumps(raw).encode()
+            zout.writestr(item, data)
+    return target
+
+
+@pytest.fixture
+def rewritten_package():
+    return rewrite_package_metadata

@@ -443,19 +443,7 @@ void PairSo3krates::compute_ghost_shell(int nlocal, int ntotal)
                   {positions.to(device), species_tensor(atom->type, ntotal, species_of_type).to(device), (int64_t) nlocal},
                   error, ntotal, nlocal, update->ntimestep);
   accumulate(out[0], out[1], out[2], ntotal, nlocal);
-  if (vflag_global) {
-    // sum_i r_i f_i over owned and ghost atoms: ghosts are the periodic images that carry the
-    // box dependence (what LAMMPS's fdotr computes, restricted to this style's forces)
-    auto fa = out[1].accessor<double, 2>();
-    for (int i = 0; i < ntotal; i++) {
-      virial[0] += x[i][0] * fa[i][0];
-      virial[1] += x[i][1] * fa[i][1];
-      virial[2] += x[i][2] * fa[i][2];
-      virial[3] += x[i][1] * fa[i][0];
-      virial[4] += x[i][2] * fa[i][0];
-      virial[5] += x[i][2] * fa[i][1];
-    }
-  }
+  if (vflag_global) add_position_virial(out[1], ntotal);
 }
 
 void PairSo3krates::compute_package(int nlocal, int ntotal)
@@ -506,16 +494,22 @@ void PairSo3krates::compute_package(int nlocal, int ntotal)
                update->ntimestep, ntotal, nlocal, what.substr(0, what.find('\n')));
   }
   accumulate(out[0], out[2], out[1].slice(0, 0, nlocal).contiguous(), ntotal, nlocal);
-  if (vflag_global) {  // sum_i r_i f_i over owned and ghost atoms, as in compute_ghost_shell
-    auto fa = out[2].accessor<double, 2>();
-    for (int i = 0; i < ntotal; i++) {
-      virial[0] += x[i][0] * fa[i][0];
-      virial[1] += x[i][1] * fa[i][1];
-      virial[2] += x[i][2] * fa[i][2];
-      virial[3] += x[i][1] * fa[i][0];
-      virial[4] += x[i][2] * fa[i][0];
-      virial[5] += x[i][2] * fa[i][1];
-    }
+  if (vflag_global) add_position_virial(out[2], ntotal);
+}
+
+void PairSo3krates::add_position_virial(const torch::Tensor &forces, int ntotal)
+{
+  // sum_i r_i f_i over owned and ghost atoms: ghosts are the periodic images that carry the
+  // box dependence (what LAMMPS's fdotr computes, restricted to this style's forces)
+  double **x = atom->x;
+  auto fa = forces.accessor<double, 2>();
+  for (int i = 0; i < ntotal; i++) {
+    virial[0] += x[i][0] * fa[i][0];
+    virial[1] += x[i][1] * fa[i][1];
+    virial[2] += x[i][2] * fa[i][2];
+    virial[3] += x[i][1] * fa[i][0];
+    virial[4] += x[i][2] * fa[i][0];
+    virial[5] += x[i][2] * fa[i][1];
   }
 }
 

@@ -52,6 +52,7 @@ class PairSo3krates : public Pair {
   void compute_package(int nlocal, int ntotal);
   void compute_single_domain(int nlocal);
   void compute_ghost_shell(int nlocal, int ntotal);
+  void add_position_virial(const torch::Tensor &forces, int ntotal);
   void accumulate(const torch::Tensor &energy, const torch::Tensor &forces, const torch::Tensor &atom_energies,
                   int nforces, int nlocal);
 

@@ -1,10 +1,8 @@
 """Compiled packages (export/aoti.py, `so3k export --format aoti`): the package against the eager
 model in float64 through the ASE calculator and OpenMM's PythonForce, and every refusal."""
 
-import json
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import openmm
@@ -124,29 +122,14 @@ def test_openmm_python_force_on_an_ml_subset(compiled_models, aspirin):
                                atol=1e-9 * np.abs(f).max())
 
 
-def rewrite_so3k_metadata(source, target, change):
-    """A copy of a package whose so3k metadata has been changed by change(dict)."""
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename.endswith("wrapper_metadata.json"):
-                raw = json.loads(data)
-                meta = json.loads(raw["so3k.json"])
-                change(meta)
-                raw["so3k.json"] = json.dumps(meta)
-                data = json.dumps(raw).encode()
-            zout.writestr(item, data)
-    return target
-
-
-def test_packages_for_another_device_or_torch_are_refused_with_the_reason(compiled_models, tmp_path):
+def test_packages_for_another_device_or_torch_are_refused_with_the_reason(compiled_models, rewritten_package, tmp_path):
     _, path = compiled_models["euclidean2024"]
     with pytest.raises(ExportError, match="compiled for cpu, not cuda.*--device cuda"):
         CompiledForceField(path, device="cuda")
-    cuda_package = rewrite_so3k_metadata(path, tmp_path / "cuda.pt2", lambda m: m.update(device="cuda"))
+    cuda_package = rewritten_package(path, tmp_path / "cuda.pt2", {"device": "cuda"})
     with pytest.raises(ExportError, match="compiled for cuda, not cpu"):
         CompiledForceField(cuda_package, device="cpu")
-    old = rewrite_so3k_metadata(path, tmp_path / "old.pt2", lambda m: m.update(torch_version="2.3.1"))
+    old = rewritten_package(path, tmp_path / "old.pt2", {"torch_version": "2.3.1"})
     with pytest.raises(ExportError, match=r"compiled with torch 2\.3\.1.*export the checkpoint again"):
         So3kratesCalculator(old)
 

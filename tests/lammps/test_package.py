@@ -3,8 +3,6 @@ neighbour list and ghost shell, against the ASE calculator in float64 on 1 and 2
 refusals of packages it cannot run."""
 
 import importlib.util
-import json
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -45,20 +43,6 @@ def test_run0_with_a_package_equals_the_ase_calculator_on_1_and_2_ranks(system, 
         load("assert_close")(got, want)
 
 
-def rewritten(source, target, change):
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename.endswith("wrapper_metadata.json"):
-                raw = json.loads(data)
-                meta = json.loads(raw["so3k.json"])
-                meta.update(change)
-                raw["so3k.json"] = json.dumps(meta)
-                data = json.dumps(raw).encode()
-            zout.writestr(item, data)
-    return target
-
-
 DECK = """
 units           metal
 atom_style      atomic
@@ -75,13 +59,14 @@ run             0
     ("older torch", {"torch_version": "2.3.1"}, "was compiled with torch 2.3.1; this plugin's libtorch is"),
     ("not a package", None, "is not a compiled package"),
 ])
-def test_packages_it_cannot_run_are_refused_with_the_reason(case, change, message, package, lmp, make_water, tmp_path):
+def test_packages_it_cannot_run_are_refused_with_the_reason(case, change, message, package, lmp, make_water, rewritten_package,
+                                                           tmp_path):
     _, path = package
     if change is None:
         model = tmp_path / "notes.pt2"
         model.write_text("not a zip archive")
     else:
-        model = rewritten(path, tmp_path / "changed.pt2", change)
+        model = rewritten_package(path, tmp_path / "changed.pt2", change)
     lmp.write_structure(make_water(n_per_side=2, spacing=3.1, seed=0), tmp_path / "structure.data", ["O", "H"])
     done = lmp.run(tmp_path, DECK.format(style="", model=model), check=False)
     text = " ".join((done.stdout + done.stderr).split())
