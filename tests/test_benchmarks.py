@@ -70,3 +70,14 @@ def test_engine_timing_with_random_weights_is_not_stopped_by_the_overlap_guard(t
     atoms = common.shipped_frame("aspirin")
     path = export_model(common.random_model("euclidean2024", atoms), tmp_path / "m.pt", dtype="float32")
     assert common.openmm_step_ms(path, atoms, "CPU", 30, 300) > 0
+
+
+def test_memory_benchmark_counts_saved_activations_per_pair(capsys):
+    import memory
+
+    rows = memory.main(["--quick"])
+    assert [r["preset"] for r in rows] == ["euclidean2024", "neurips2022"]
+    for r in rows:  # float32 activations: kilobytes per pair, a box of thousands of waters in 24 GB
+        assert 1e3 < r["bytes_per_pair"] < 1e5 and r["pairs"] > r["atoms"] and r["largest_waters"] > 1000
+    assert rows[1]["bytes_per_pair"] > rows[0]["bytes_per_pair"]  # neurips2022 is the wider model
+    assert "kB per pair" in capsys.readouterr().out
