@@ -196,3 +196,16 @@ def test_the_isolated_check_runs_the_package_in_a_child_process(compiled_models,
     broken.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip: loading fails in the child
     with pytest.raises(ExportError, match="the package compiled, but it failed"):
         check_against_eager(broken, Entry(model), model, torch.device("cpu"), isolated=True)
+
+
+def test_a_failed_compile_is_an_export_error_and_leaves_no_file(tmp_path, monkeypatch):
+    import torch._inductor
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("C++ compile error: cc1plus: out of memory")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", broken)
+    model = so3k.build_model("euclidean2024", elements=["H", "O"], layers=1)
+    with pytest.raises(ExportError, match="could not compile the model .*out of memory.*TorchScript"):
+        export_model(model, tmp_path / "model.pt2", dtype="float64", format="aoti")
+    assert list(tmp_path.iterdir()) == []
