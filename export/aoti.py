@@ -166,11 +166,16 @@ def check_against_eager(path: Path, entry: Entry, model: So3krates, device: torc
     if isolated:
         with tempfile.TemporaryDirectory() as folder:
             torch.save(cases, Path(folder) / "cases.pt")
-            done = subprocess.run([sys.executable, "-c", "import sys; from so3k.export.aoti import check_main; check_main(*sys.argv[1:])",
+            done = subprocess.run([sys.executable, "-X", "faulthandler", "-c",
+                                   "import sys; from so3k.export.aoti import check_main; check_main(*sys.argv[1:])",
                                    str(path), device.type, str(Path(folder) / "cases.pt")], capture_output=True, text=True)
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            crash = f"it crashed (signal {-done.returncode})" if done.returncode < 0 else f"it failed ({last[:300]})"
+            lines = done.stderr.strip().splitlines() or ["no message"]
+            # faulthandler prints the crashing thread's stack, innermost frame first
+            current = [k for k, line in enumerate(lines) if line.startswith("Current thread")]
+            where = lines[current[0] + 1].strip() if current and current[0] + 1 < len(lines) else ""
+            crash = (f"it crashed (signal {-done.returncode}{'; in ' + where if where else ''})" if done.returncode < 0
+                     else f"it failed ({lines[-1][:300]})")
             raise ExportError(f"the package compiled, but {crash} when loaded and run; use the TorchScript export (torch {torch.__version__})")
         errors = json.loads(done.stdout.strip().splitlines()[-1])
     else:

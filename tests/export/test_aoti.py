@@ -182,7 +182,7 @@ def test_cli_compiles_a_trained_checkpoint_in_float32(trained_ethanol, tmp_path)
     np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-4 * np.abs(expected["forces"]).max())
 
 
-def test_the_isolated_check_runs_the_package_in_a_child_process(compiled_models, tmp_path):
+def test_the_isolated_check_runs_the_package_in_a_child_process(compiled_models, tmp_path, monkeypatch):
     """CUDA packages are checked in a child process (a package that crashes when loaded must not
     take the exporter with it); the same check, forced on the CPU, passes, and a crash is reported."""
     from so3k.export.aoti import Entry, check_against_eager
@@ -196,6 +196,14 @@ def test_the_isolated_check_runs_the_package_in_a_child_process(compiled_models,
     broken.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip: loading fails in the child
     with pytest.raises(ExportError, match="the package compiled, but it failed"):
         check_against_eager(broken, Entry(model), model, torch.device("cpu"), isolated=True)
+    # a child that dies of a signal, as the CUDA package loader did on the H200: the error names the frame
+    crashing = tmp_path / "crashing-python"
+    crashing.write_text("#!/bin/sh\necho 'Current thread 0x1 (most recent call first):' >&2\n"
+                        "echo '  File \"package.py\", line 1045 in _load_aoti' >&2\nkill -SEGV $$\n")
+    crashing.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(crashing))
+    with pytest.raises(ExportError, match=r"it crashed \(signal 11; in File \"package.py\", line 1045 in _load_aoti\)"):
+        check_against_eager(path, Entry(model), model, torch.device("cpu"), isolated=True)
 
 
 def test_a_failed_compile_is_an_export_error_and_leaves_no_file(tmp_path, monkeypatch):
