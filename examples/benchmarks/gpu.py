@@ -594,9 +594,11 @@ def main(argv=None):
         ("profile", lambda: profile(args, device)),
         ("training", lambda: training_step(args, device)),
         ("nve", lambda: nve_drift(args, device, work)),
-        ("package", lambda: compiled_package(args, device, work)),
         ("compiled", lambda: compiled(args, device, start + args.minutes * 60)),
         ("largest_box", lambda: largest_box(args, device, start + args.minutes * 60)),
+        # last: loading a CUDA package crashed the whole process on the H200 (torch 2.11), and a
+        # crash must not cost the sections above (each is written to the report as it ends)
+        ("package", lambda: compiled_package(args, device, work)),
     ]
     chosen = args.sections.split(",") if args.sections else [name for name, _ in sections]
     unknown = set(chosen) - {name for name, _ in sections}
