@@ -22,7 +22,6 @@ loader says so before it tries.
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from so3k import keys
+from so3k.doctor import compiler_check
 from so3k.errors import ExportError, MissingFileError
 from so3k.forces import ForceField
 from so3k.model import So3krates
@@ -115,7 +115,7 @@ def export_aoti(model: So3krates, path: Union[str, Path], device: Union[str, tor
         )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ExportError("--device cuda needs a visible CUDA GPU at export time: the package is compiled for it")
-    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+    if device.type == "cpu" and compiler_check()[0] != "ok":
         raise ExportError("compiling for the CPU needs a C++ compiler (g++ or clang++) on PATH: install one, e.g. apt install g++")
     model = model.to(device)
     model.pair_chunk = MAX_SIZE  # one chunk: the layers' split needs no guard on the number of pairs

@@ -37,8 +37,9 @@ class PythonPotential:
         self.periodic = bool(periodic)
         self.min_distance = float(min_distance)
         self.n_particles = len(numbers)
-        ml_numbers = [numbers[a] for a in atoms] if atoms is not None else list(numbers)
-        self.species = species_index(ml_numbers, self.compiled.elements, where=f" (model {path})").to(self.compiled.device)
+        from .openmm import ml_atoms
+
+        self.species = species_index(ml_atoms(numbers, atoms), self.compiled.elements, where=f" (model {path})").to(self.compiled.device)
         self.atoms: Optional[np.ndarray] = None if atoms is None else np.asarray(atoms, dtype=np.int64)
 
     def __reduce__(self):
@@ -75,11 +76,10 @@ def python_force(path: Union[str, Path], topology_or_atomic_numbers: Any, atoms:
     """An openmm.PythonForce running the package at `path` on the ML atoms (create_force's python backend)."""
     import openmm
 
-    from .openmm import atomic_numbers, is_periodic, ml_atoms
+    from .openmm import atomic_numbers, is_periodic
 
     numbers: List[int] = atomic_numbers(topology_or_atomic_numbers)
     periodic = is_periodic(topology_or_atomic_numbers, periodic)
-    ml_atoms(numbers, atoms)  # checks the indices
     potential = PythonPotential(path, numbers, atoms, periodic, min_distance, device)
     check_supported(potential.compiled.nonlocal_attention, periodic=periodic,
                     remedy=f"{path} is such a model: use it without a periodic box, or export a local model")
