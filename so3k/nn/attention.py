@@ -34,11 +34,17 @@ class BlockLinear(nn.Module):
     def dense(self) -> Tuple[Tensor, Optional[Tensor]]:
         """The same map as one (blocks*width, blocks*width) matrix W with y = x @ W + bias, so that
         a layer can apply several projections in one matmul (zeros off the diagonal blocks)."""
-        eye = torch.eye(self.blocks, dtype=self.weight.dtype, device=self.weight.device)
-        size = self.blocks * self.width
-        weight = (self.weight[:, :, None, :] * eye[:, None, :, None]).reshape(size, size)
+        weight = block_diagonal(self.weight)
         bias = self.bias
+        size = self.blocks * self.width
         return weight, None if bias is None else bias.reshape(size)
+
+
+def block_diagonal(blocks: Tensor) -> Tensor:
+    """(B, n, m) -> the (B n, B m) matrix with these blocks on its diagonal (one operation)."""
+    if torch.jit.is_scripting():
+        return torch.block_diag(blocks.unbind(0))
+    return torch.block_diag(*blocks.unbind(0))
 
 
 def stack_projections(maps: List[Tuple[Tensor, Optional[Tensor]]]) -> Tuple[Tensor, Tensor]:
