@@ -47,3 +47,7 @@ class CapabilityError(So3kError, ValueError):
 
 class ExportError(So3kError, ValueError):
     """An exported file that cannot be made or used as asked; the message says why."""
+
+
+class TrainingError(So3kError, RuntimeError):
+    """Training cannot go on; the message says why and what to try."""

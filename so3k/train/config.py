@@ -55,6 +55,7 @@ class TrainingConfig:
     dtype: str = "float32"  # float32 | float64
     seed: int = 0
     device: str = "cpu"  # cpu | cuda (under torchrun: the local GPU of each process)
+    compile: bool = False  # torch.compile the energy + forces of each step (so3k.train.compiled; ~1 min to compile)
 
 
 @dataclass

@@ -30,9 +30,10 @@ from ..data.io import read_frames
 from ..data.stats import unit_hints
 from ..datasets import available as shipped_datasets
 from ..datasets import path as shipped_path
-from ..errors import So3kError
+from ..errors import TrainingError
 from ..forces import ForceField
 from ..model import So3krates
+from .compiled import CompiledForces
 from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict, dump_config
 from .data import FrameDataset, GlobalBatchSampler, make_loader
 from .distributed import setup
@@ -40,10 +41,6 @@ from .ema import EMA
 from .metrics import error_sums, metrics_from_sums, predict
 from .normalization import Normalization, apply_normalization, fit_normalization
 from .plots import plot_learning_curves, plot_parity
-
-
-class TrainingError(So3kError, RuntimeError):
-    """Training cannot go on; the message says why and what to try."""
 
 
 def resolve_data_path(name: str) -> Path:
@@ -197,6 +194,8 @@ class Trainer:
             apply_normalization(self.model, self.normalization)
         self.model.to(self.ctx.device)
         self.force_field = ForceField(self.model)
+        # what the training steps call: the compiled graph (traced and compiled at the first step) or ForceField
+        self.step_forces = CompiledForces(self.model, announce=self.ctx.main) if t.compile else self.force_field
         self.optimizer, self.scheduler = make_optimizer(config, self.model)
         self.ema = EMA(self.model, t.ema_decay)
         self.eval_model = build(config, self.data.elements).to(self.ctx.device).eval()
@@ -276,7 +275,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=False)
             if batch is not None:
                 batch = batch.to(self.ctx.device)
-                out = self.force_field(**batch.graph.inputs())
+                out = self.step_forces(**batch.graph.inputs())
                 de = out[keys.ENERGY] - batch.energy
                 df = out[keys.FORCES] - batch.forces
                 loss = t.energy_weight * (de**2).sum() / counts[0] + t.forces_weight * (df**2).sum() / counts[1]
