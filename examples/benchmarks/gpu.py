@@ -433,23 +433,37 @@ def training_step(args, device):
     import so3k
 
     model = so3k.build_model("euclidean2024", elements=ELEMENTS).to(device).train()
-    force_field = ForceField(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    # training.compile beside the eager step on the GPU, where the step is launch-bound (on 2 CPU
+    # cores it gained only 1.1-1.2x, and its compile would double the --cpu test's time)
+    variants = {"eager": ForceField(model)}
+    if torch.device(device).type == "cuda":
+        from so3k.train.compiled import CompiledForces
+
+        variants["compiled"] = CompiledForces(model)
     rows = []
     for batch in (8, 32):
         g = build_graph(frames[:batch], ELEMENTS, model.cutoff, torch.float32, device)
         ref_f = torch.zeros_like(g.positions)
+        row = {"batch": batch}
+        for name, force_field in variants.items():
+            def step():
+                out = force_field(**g.inputs())
+                loss = (out[keys.ENERGY] ** 2).mean() * 0.01 + ((out[keys.FORCES] - ref_f) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                sync(device)
 
-        def step():
-            out = force_field(**g.inputs())
-            loss = (out[keys.ENERGY] ** 2).mean() * 0.01 + ((out[keys.FORCES] - ref_f) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            sync(device)
-
-        ms = median_ms(step, 3, 5 if args.cpu else 20)
-        rows.append({"batch": batch, "ms_per_step": ms, "structures_per_s": batch / ms * 1e3})
+            start = time.perf_counter()
+            step()  # the compiled variant traces and compiles here (once for both batch sizes)
+            first = time.perf_counter() - start
+            ms = median_ms(step, 3, 5 if args.cpu else 20)
+            if name == "eager":
+                row.update(ms_per_step=ms, structures_per_s=batch / ms * 1e3)
+            else:
+                row.update(compiled_ms_per_step=ms, compiled_first_step_s=first)
+        rows.append(row)
     return rows
 
 
@@ -521,7 +535,7 @@ def write_report(results, out):
         ("eager", "Eager energy + forces call (pair list included), float32", ["system", "atoms", "eager_ms", "peak_MiB", "kiB_per_atom"]),
         ("profile", "Where the call's time goes (pair list built outside; per call)",
          ["system", "atoms", "pairs", "wall_ms", "aten_ops_per_call", "kernels_per_call", "kernel_ms_per_call", "gpu_busy"]),
-        ("training", "Training step (energy + forces loss, backward, Adam), float32", ["batch", "ms_per_step", "structures_per_s"]),
+        ("training", "Training step (energy + forces loss, backward, Adam), float32", ["batch", "ms_per_step", "structures_per_s", "compiled_ms_per_step", "compiled_first_step_s"]),
         ("package", "Compiled package (so3k export --format aoti) against eager, float32, pair list built outside",
          ["system", "atoms", "compile_s", "eager_ms", "package_ms", "speedup", "eager_graph_ms", "package_graph_ms",
           "package_kernels", "package_kernel_ms", "forces_rel"]),

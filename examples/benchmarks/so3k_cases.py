@@ -11,6 +11,8 @@ warm-up), peak_rss_mb, atoms, pairs. Modes:
             (compiled once per preset and dtype into DIR/../packages, outside the timing);
   train     one training step on all frames of the case: energy + forces, loss MSE(E) + MSE(F)
             against the frames' values, backward, Adam step (as peer_models.py does);
+  train_compiled  the same step with training.compile (so3k.train.compiled); the first step,
+            which traces and compiles, is timed on its own (compile_s);
   openmm    one 0.5 fs Verlet step of an OpenMM Context holding the exported model (CPU platform);
   lammps    one NVE step of `pair_style so3krates` on one rank (the plugin must be built).
 Random weights (seed 0); the readout is scaled down so that MD steps stay stable.
@@ -21,6 +23,7 @@ import json
 import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import ase.io
@@ -57,8 +60,12 @@ def run(args):
         return build_graph(frames, model.config.elements, model.cutoff, dtype)
 
     pairs = int(graph().inputs()["idx_i"].shape[0])
-    if args.mode == "train":
-        force_field = ForceField(model).train()
+    compile_s = None
+    if args.mode in ("train", "train_compiled"):
+        from so3k.train.compiled import CompiledForces
+
+        model.train()
+        force_field = CompiledForces(model) if args.mode == "train_compiled" else ForceField(model).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         inputs = graph().inputs()
         energy_ref = torch.tensor([a.get_potential_energy() for a in frames], dtype=dtype)
@@ -70,6 +77,11 @@ def run(args):
             loss = ((out["energy"] - energy_ref) ** 2).mean() + ((out["forces"] - forces_ref) ** 2).mean()
             loss.backward()
             optimizer.step()
+
+        if args.mode == "train_compiled":  # the first step traces and compiles: timed on its own
+            start = time.perf_counter()
+            step()
+            compile_s = time.perf_counter() - start
 
     elif args.mode == "compiled":
         from so3k.export.aoti import CompiledForceField
@@ -98,7 +110,10 @@ def run(args):
         return result(args, params, engine_step_ms(args, model, frames[0]), frames, pairs)
     else:
         raise ValueError(args.mode)
-    return result(args, params, median_ms(step, args.warmup, args.repeats), frames, pairs)
+    row = result(args, params, median_ms(step, args.warmup, args.repeats), frames, pairs)
+    if compile_s is not None:
+        row["compile_s"] = round(compile_s, 1)
+    return row
 
 
 def compiled_package(args, model):
@@ -145,7 +160,7 @@ def result(args, params, ms, frames, pairs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="euclidean2024")
-    parser.add_argument("--mode", choices=("eager", "exported", "compiled", "train", "openmm", "lammps"), default="eager")
+    parser.add_argument("--mode", choices=("eager", "exported", "compiled", "train", "train_compiled", "openmm", "lammps"), default="eager")
     parser.add_argument("--case", required=True)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--threads", type=int, default=2)
