@@ -140,6 +140,43 @@ class So3krates(nn.Module):
             x, chi = layer(x, chi, pairs, sphc_pairs, g_i, g_j, atoms_in_structure, self.expand)
         return self.readout(x, species)
 
+    # -- per-layer entry points: an engine that exchanges features between layers (LAMMPS over
+    # MPI: each rank updates its own atoms, then copies their x and chi to their ghost images)
+    # calls these in order; atomic_energies is the same chain in one call.
+    @torch.jit.export
+    def embed(self, species: Tensor) -> Tensor:
+        """x^(0) (N, F) of every atom."""
+        return self.embedding(species)
+
+    @torch.jit.export
+    def geometry(self, positions: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(rbf_ij times phi, Y(u_ij), phi_ij) of the pairs; see pair_features."""
+        return self.pair_features(positions, idx_i, idx_j, shifts)
+
+    @torch.jit.export
+    def initial_sphc(self, sph_ij: Tensor, phi_ij: Tensor, idx_i: Tensor, num_atoms: int) -> Tensor:
+        """chi^(0) (N, M): exact for every atom whose pairs as a centre are all given."""
+        return self.sphc_init(sph_ij, phi_ij, idx_i, num_atoms)
+
+    @torch.jit.export
+    def run_layer(self, t: int, x: Tensor, chi: Tensor, rbf_ij: Tensor, sph_ij: Tensor, phi_ij: Tensor, idx_i: Tensor,
+                  idx_j: Tensor) -> Tuple[Tensor, Tensor]:
+        """Layer t (0-based) on (x, chi) of all atoms: exact for the centres whose pairs are all
+        given, provided the neighbours' x and chi are current; rows of other atoms are not."""
+        if self.nonlocal_attention:
+            raise ValueError("this model cannot run layer by layer: " + self.nonlocal_reason)
+        chunk = self.pair_chunk if x.device.type == "cpu" else 1 << 62
+        pairs = chunk_pairs(chunk, rbf_ij, sph_ij, phi_ij, idx_i, idx_j)
+        for k, layer in enumerate(self.layers):
+            if k == t:
+                return layer(x, chi, pairs, pairs, idx_i, idx_j, self.no_atoms, self.expand)
+        raise ValueError(f"layer {t} does not exist: the model has {self.num_layers} layers")
+
+    @torch.jit.export
+    def readout_energies(self, x: Tensor, species: Tensor) -> Tensor:
+        """e_i (N,) in eV from the last layer's x."""
+        return self.readout(x, species)
+
     def forward(
         self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, shifts: Tensor, batch: Tensor, num_graphs: int
     ) -> Tensor:
