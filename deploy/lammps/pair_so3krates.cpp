@@ -22,6 +22,7 @@
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -36,7 +37,8 @@ using namespace LAMMPS_NS;
 // (export/lammps.py CONTRACT) this plugin understands, and why a non-local model refuses to be
 // split or periodic (so3k/capabilities.py NONLOCAL_REASON).
 static constexpr int FORMAT_VERSION = 1;
-static const char *const CONTRACT = "positions,species,n_local;single_domain:positions,species,cell,pbc";
+static const char *const CONTRACT =
+    "positions,species,n_local;single_domain:positions,species,cell,pbc;halo:start,layer,readout";
 static const char *const NONLOCAL_REASON =
     "non-local attention compares every pair of atoms of one whole structure, so it is defined for "
     "non-periodic structures that are not split into domains";
@@ -65,6 +67,11 @@ PairSo3krates::PairSo3krates(LAMMPS *lmp) :
   no_virial_fdotr_compute = 1;
   ghosts_always = false;
   single_domain = false;
+  exchange_shell = false;
+  halo = false;
+  layers = 0;
+  halo_width = 0;
+  comm_forward = comm_reverse = 0;
   min_distance = -1.0;
   check_masses = true;
 }
@@ -112,6 +119,12 @@ void PairSo3krates::settings(int narg, char **arg)
         error->all(FLERR, "pair_style so3krates: `ghosts` takes auto (default) or always");
       ghosts_always = strcmp(arg[iarg + 1], "always") == 0;
       iarg += 2;
+    } else if (strcmp(arg[iarg], "exchange") == 0) {
+      if (iarg + 1 >= narg || (strcmp(arg[iarg + 1], "layer") != 0 && strcmp(arg[iarg + 1], "shell") != 0))
+        error->all(FLERR, "pair_style so3krates: `exchange` takes layer (default: one cutoff of ghosts, features "
+                          "exchanged between layers) or shell (ghosts out to the receptive field)");
+      exchange_shell = strcmp(arg[iarg + 1], "shell") == 0;
+      iarg += 2;
     } else if (strcmp(arg[iarg], "min_distance") == 0) {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style so3krates: `min_distance` needs a distance in Angstrom (0: no check)");
       min_distance = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
@@ -125,7 +138,7 @@ void PairSo3krates::settings(int narg, char **arg)
     } else {
       error->all(FLERR,
                  "pair_style so3krates: unknown keyword {}; the keywords are `device cpu|cuda`, `ghosts auto|always`, "
-                 "`min_distance <Angstrom>` and `check_masses yes|no`",
+                 "`exchange layer|shell`, `min_distance <Angstrom>` and `check_masses yes|no`",
                  arg[iarg]);
     }
   }
@@ -215,6 +228,12 @@ void PairSo3krates::load_model(const std::string &path)
     cutoff = meta.at("cutoff").get<double>();
     ghost_cutoff = meta.at("ghost_cutoff").get<double>();
     nonlocal = meta.value("nonlocal_attention", false);
+    layers = meta.value("layers", 0);
+    if (!compiled) {  // one exchanged row: the features x and the SPHCs chi (2l+1 components per degree)
+      const json &config = meta.at("model_config");
+      halo_width = config.at("features").get<int>();
+      for (int l : config.at("degrees").get<std::vector<int>>()) halo_width += 2 * l + 1;
+    }
     preset = meta.value("preset", "?");
     dtype = meta.value("dtype", "?");
     so3k_version = meta.value("so3k_version", "?");
@@ -334,6 +353,9 @@ void PairSo3krates::init_style()
   // ranks the pair cutoff returned by init_one makes LAMMPS keep ghosts out to the receptive
   // field (plus the skin); on one rank the model needs no ghosts at all.
   single_domain = comm->nprocs == 1 && !ghosts_always && !package;
+  // per-layer exchange over one cutoff of ghosts, unless the deep shell is asked for
+  halo = !package && !single_domain && !exchange_shell && !nonlocal;
+  comm_forward = comm_reverse = halo ? halo_width : 0;
   if (package) {
     // LAMMPS's full neighbour list, ghosts' neighbours included, within the model's cutoff (+ skin);
     // ghosts are kept out to the receptive field so that every owned atom's energy is complete
@@ -353,6 +375,9 @@ void PairSo3krates::init_style()
                      ghost_cutoff, comm->nprocs);
     else if (single_domain)
       utils::logmesg(lmp, "pair so3krates: one rank, the model takes periodic images from the box (no ghost shell)\n");
+    else if (halo)
+      utils::logmesg(lmp, "pair so3krates: per-layer exchange of {} numbers per atom over a ghost shell of {} A (+ skin) "
+                          "on {} rank(s)\n", halo_width, cutoff, comm->nprocs);
     else
       utils::logmesg(lmp, "pair so3krates: ghost shell of {} A (+ skin) on {} rank(s)\n", ghost_cutoff, comm->nprocs);
   }
@@ -361,7 +386,7 @@ void PairSo3krates::init_style()
 double PairSo3krates::init_one(int, int)
 {
   // a package's neighbour list needs the pair cutoff only; its ghost shell is set in init_style
-  return single_domain || package ? cutoff : ghost_cutoff;
+  return single_domain || package || halo ? cutoff : ghost_cutoff;
 }
 
 void PairSo3krates::compute(int eflag, int vflag)
@@ -374,6 +399,8 @@ void PairSo3krates::compute(int eflag, int vflag)
     compute_package(nlocal, nlocal + atom->nghost);
   else if (single_domain)
     compute_single_domain(nlocal);
+  else if (halo)
+    compute_halo(nlocal, nlocal + atom->nghost);
   else
     compute_ghost_shell(nlocal, nlocal + atom->nghost);
 }
@@ -386,15 +413,18 @@ static torch::Tensor species_tensor(const int *type, int n, const std::vector<in
   return species;
 }
 
-static std::vector<torch::Tensor> call(torch::jit::Module &module, const std::string &method,
-                                       std::vector<torch::jit::IValue> inputs, Error *error, int ntotal, int nlocal,
-                                       bigint step)
+static std::vector<torch::Tensor> call_raw(torch::jit::Module &module, const std::string &method,
+                                           std::vector<torch::jit::IValue> inputs, Error *error, int ntotal, int nlocal,
+                                           bigint step)
 {
   std::vector<torch::Tensor> out;
   try {
-    auto result = module.get_method(method)(std::move(inputs)).toTuple();
-    for (const auto &value : result->elements())
-      out.push_back(value.toTensor().to(torch::kCPU, torch::kFloat64).contiguous());
+    auto result = module.get_method(method)(std::move(inputs));
+    if (result.isTensor()) {
+      out.push_back(result.toTensor());
+    } else {
+      for (const auto &value : result.toTuple()->elements()) out.push_back(value.toTensor());
+    }
   } catch (const std::exception &e) {
     // TorchScript puts its traceback first and the error itself on the last line
     std::string what = e.what();
@@ -403,6 +433,15 @@ static std::vector<torch::Tensor> call(torch::jit::Module &module, const std::st
     error->one(FLERR, "pair_style so3krates: the model failed at step {} on {} atoms ({} owned): {}", step, ntotal, nlocal,
                last);
   }
+  return out;
+}
+
+static std::vector<torch::Tensor> call(torch::jit::Module &module, const std::string &method,
+                                       std::vector<torch::jit::IValue> inputs, Error *error, int ntotal, int nlocal,
+                                       bigint step)
+{
+  auto out = call_raw(module, method, std::move(inputs), error, ntotal, nlocal, step);
+  for (auto &value : out) value = value.to(torch::kCPU, torch::kFloat64).contiguous();
   return out;
 }
 
@@ -444,6 +483,151 @@ void PairSo3krates::compute_ghost_shell(int nlocal, int ntotal)
                   error, ntotal, nlocal, update->ntimestep);
   accumulate(out[0], out[1], out[2], ntotal, nlocal);
   if (vflag_global) add_position_virial(out[1], ntotal);
+}
+
+void PairSo3krates::compute_halo(int nlocal, int ntotal)
+{
+  // Every rank takes part in every exchange (they are collective), with or without atoms; only
+  // ranks with owned atoms run the model. Forward: layer t's input rows are the owners' outputs
+  // of layer t - 1 (exchange_forward), the readout reads the last layer's owned rows. Backward,
+  // layer by layer: the gradients of a layer's owned output rows give those of its input rows,
+  // ghost rows included, which exchange_reverse sums into their owners: that is the gradient of
+  // the layer before's owned outputs. The layers read the geometry as leaves of their own: its
+  // gradients are summed over the layers and taken back to the positions once (gradients taken
+  // at rbf and at phi, on which rbf depends, would count that path twice).
+  const bool active = nlocal > 0;
+  const bigint step = update->ntimestep;
+  torch::Tensor positions, species, idx_i, idx_j, rbf, sph, phi, chi0;
+  std::vector<torch::Tensor> geometry;        // rbf, sph, phi as functions of the positions (then chi0's owned rows)
+  std::vector<torch::Tensor> geometry_grads;  // their gradients, summed over the layers
+  torch::TensorOptions real;
+  int features = 0;
+  torch::Tensor owned_rows;  // (nlocal, width) rows to send to the ghosts
+  if (active) {
+    positions = torch::from_blob(&atom->x[0][0], {ntotal, 3}, torch::kFloat64).to(device, torch::kFloat64, false, true);
+    positions.requires_grad_(true);
+    species = species_tensor(atom->type, ntotal, species_of_type).to(device);
+    auto start = call_raw(module, "halo_start", {positions, species, (int64_t) nlocal}, error, ntotal, nlocal, step);
+    idx_i = start[0], idx_j = start[1], chi0 = start[6];
+    for (int k = 2; k < 5; k++) geometry.push_back(start[k]);
+    rbf = start[2].detach().requires_grad_(true);
+    sph = start[3].detach().requires_grad_(true);
+    phi = start[4].detach().requires_grad_(true);
+    features = (int) start[5].size(1);
+    real = torch::TensorOptions().dtype(start[5].scalar_type()).device(device);
+    // x0 depends on the species only (right on ghost rows too), chi0 is exact on the owned rows
+    owned_rows = torch::cat({start[5], chi0}, 1).slice(0, 0, nlocal);
+  }
+  std::vector<torch::Tensor> x_in, chi_in, x_out, chi_out;
+  for (int t = 0; t < layers; t++) {
+    torch::Tensor rows = exchange_forward(owned_rows, nlocal, ntotal);
+    if (!active) continue;
+    rows = rows.to(real);
+    x_in.push_back(rows.slice(1, 0, features).contiguous().requires_grad_(true));
+    chi_in.push_back(rows.slice(1, features, halo_width).contiguous().requires_grad_(true));
+    auto out = call_raw(module, "halo_layer", {(int64_t) t, x_in[t], chi_in[t], rbf, sph, phi, idx_i, idx_j}, error, ntotal,
+                        nlocal, step);
+    x_out.push_back(out[0]);
+    chi_out.push_back(out[1]);
+    owned_rows = torch::cat({out[0], out[1]}, 1).slice(0, 0, nlocal);
+  }
+
+  torch::Tensor energy, atom_energies, grad_owned;
+  if (active) {
+    atom_energies = call_raw(module, "halo_readout", {x_out.back(), species, (int64_t) nlocal}, error, ntotal, nlocal,
+                             step)[0];
+    energy = atom_energies.to(torch::kFloat64).sum();  // summed in float64 whatever the model dtype
+    torch::Tensor gx = torch::autograd::grad({energy}, {x_out.back()}, {}, true)[0].slice(0, 0, nlocal);
+    grad_owned = torch::cat({gx, torch::zeros({nlocal, halo_width - features}, real)}, 1);
+    for (const auto &g : {rbf, sph, phi}) geometry_grads.push_back(torch::zeros_like(g));
+  }
+  for (int t = layers - 1; t >= 0; t--) {
+    torch::Tensor rows;
+    if (active) {
+      std::vector<torch::Tensor> inputs = {x_in[t], chi_in[t], rbf, sph, phi};
+      auto grads = torch::autograd::grad({x_out[t].slice(0, 0, nlocal), chi_out[t].slice(0, 0, nlocal)}, inputs,
+                                         {grad_owned.slice(1, 0, features), grad_owned.slice(1, features, halo_width)},
+                                         true, false, true);
+      for (size_t k = 0; k < 3; k++)
+        if (grads[2 + k].defined()) geometry_grads[k] += grads[2 + k];
+      rows = torch::cat({grads[0].defined() ? grads[0] : torch::zeros_like(x_in[t]),
+                         grads[1].defined() ? grads[1] : torch::zeros_like(chi_in[t])}, 1);
+    }
+    grad_owned = exchange_reverse(rows, nlocal, ntotal);
+    if (active) grad_owned = grad_owned.to(real);
+  }
+  if (!active) return;
+  if (chi0.requires_grad()) {  // the averaged SPHC start (neurips2022) depends on the positions
+    geometry.push_back(chi0.slice(0, 0, nlocal));
+    geometry_grads.push_back(grad_owned.slice(1, features, halo_width));
+  }
+  torch::Tensor forces = torch::zeros({ntotal, 3}, torch::kFloat64);
+  std::vector<torch::Tensor> outputs, grads;
+  for (size_t k = 0; k < geometry.size(); k++)
+    if (geometry[k].requires_grad()) {  // no pairs at all: nothing depends on the positions
+      outputs.push_back(geometry[k]);
+      grads.push_back(geometry_grads[k]);
+    }
+  if (!outputs.empty()) {
+    auto g = torch::autograd::grad(outputs, {positions}, grads, false, false, true)[0];
+    if (g.defined()) forces = -g.to(torch::kCPU, torch::kFloat64).contiguous();
+  }
+  accumulate(energy.reshape({1}).to(torch::kCPU, torch::kFloat64), forces,
+             atom_energies.detach().to(torch::kCPU, torch::kFloat64).contiguous(), ntotal, nlocal);
+  if (vflag_global) add_position_virial(forces, ntotal);
+}
+
+torch::Tensor PairSo3krates::exchange_forward(const torch::Tensor &owned, int nlocal, int ntotal)
+{
+  // owned: (nlocal, width) rows of the owned atoms (undefined when there are none); returns
+  // (ntotal, width) float64 rows on the host, the ghost rows copied from their owners
+  halo_rows.assign((size_t) std::max(ntotal, 1) * halo_width, 0.0);
+  if (nlocal > 0) {
+    torch::Tensor host = owned.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    std::memcpy(halo_rows.data(), host.data_ptr<double>(), sizeof(double) * (size_t) nlocal * halo_width);
+  }
+  comm->forward_comm(this);
+  return torch::from_blob(halo_rows.data(), {ntotal, halo_width}, torch::kFloat64).clone();
+}
+
+torch::Tensor PairSo3krates::exchange_reverse(const torch::Tensor &rows, int nlocal, int ntotal)
+{
+  // rows: (ntotal, width) gradients of owned and ghost rows (undefined when this rank has no
+  // owned atoms); returns the owned rows with what reached their ghost images summed in
+  halo_rows.assign((size_t) std::max(ntotal, 1) * halo_width, 0.0);
+  if (rows.defined() && ntotal > 0) {
+    torch::Tensor host = rows.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    std::memcpy(halo_rows.data(), host.data_ptr<double>(), sizeof(double) * (size_t) ntotal * halo_width);
+  }
+  comm->reverse_comm(this);
+  return torch::from_blob(halo_rows.data(), {nlocal, halo_width}, torch::kFloat64).clone();
+}
+
+int PairSo3krates::pack_forward_comm(int n, int *list, double *buf, int, int *)
+{
+  // features are not coordinates: periodic images carry their owner's rows unchanged
+  for (int k = 0; k < n; k++)
+    std::memcpy(buf + (size_t) k * halo_width, &halo_rows[(size_t) list[k] * halo_width], sizeof(double) * halo_width);
+  return n * halo_width;
+}
+
+void PairSo3krates::unpack_forward_comm(int n, int first, double *buf)
+{
+  std::memcpy(&halo_rows[(size_t) first * halo_width], buf, sizeof(double) * (size_t) n * halo_width);
+}
+
+int PairSo3krates::pack_reverse_comm(int n, int first, double *buf)
+{
+  std::memcpy(buf, &halo_rows[(size_t) first * halo_width], sizeof(double) * (size_t) n * halo_width);
+  return n * halo_width;
+}
+
+void PairSo3krates::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  for (int k = 0; k < n; k++) {
+    double *row = &halo_rows[(size_t) list[k] * halo_width];
+    for (int c = 0; c < halo_width; c++) row[c] += buf[(size_t) k * halo_width + c];
+  }
 }
 
 void PairSo3krates::compute_package(int nlocal, int ntotal)

@@ -7,6 +7,13 @@
    forces on ALL of them; `newton on` sends the ghost forces back to their owners, and the
    virial is sum_i r_i f_i over owned and ghost atoms.
 
+   Per-layer exchange (`exchange layer`, the default on several ranks) needs ghosts out to one
+   cutoff (+ skin) only: the plugin runs the model layer by layer on the pairs of owned centres,
+   copies the owners' features (x, chi) to their ghost images before each layer (forward
+   communication), and in the backward pass, layer by layer, sums the gradients that reached ghost
+   features into their owners (reverse communication), so that energies, forces and the virial
+   stay exact. `exchange shell` keeps the deep ghost shell above, for comparison.
+
    On one MPI rank that shell is not needed: by default the model then sees the owned atoms and
    the box, takes periodic images from the cell itself (as the ASE calculator does) and returns
    the virial from its strain derivative. `pair_style so3krates ghosts always` keeps the ghost
@@ -44,6 +51,10 @@ class PairSo3krates : public Pair {
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
 
  protected:
   void allocate();
@@ -52,6 +63,9 @@ class PairSo3krates : public Pair {
   void compute_package(int nlocal, int ntotal);
   void compute_single_domain(int nlocal);
   void compute_ghost_shell(int nlocal, int ntotal);
+  void compute_halo(int nlocal, int ntotal);
+  torch::Tensor exchange_forward(const torch::Tensor &rows, int nlocal, int ntotal);
+  torch::Tensor exchange_reverse(const torch::Tensor &rows, int nlocal, int ntotal);
   void add_position_virial(const torch::Tensor &forces, int ntotal);
   void accumulate(const torch::Tensor &energy, const torch::Tensor &forces, const torch::Tensor &atom_energies,
                   int nforces, int nlocal);
@@ -73,6 +87,11 @@ class PairSo3krates : public Pair {
   bool check_masses;                     // `check_masses`: type masses must match the named elements
   std::vector<double> element_masses;    // the model's element masses (u), from the metadata
   bool single_domain;                    // this run: owned atoms + cell instead of ghost shell
+  bool exchange_shell;                   // `exchange shell`: the deep ghost shell instead of per-layer exchange
+  bool halo;                             // this run: per-layer exchange over one cutoff of ghosts
+  int layers;                            // the model's number of layers (metadata)
+  int halo_width;                        // doubles per atom in one exchange: features + SPHC components
+  std::vector<double> halo_rows;         // (atoms, halo_width) rows that the exchanges read and write
   std::string model_path;
   std::string preset, dtype, so3k_version;  // from the metadata, for the log
 };
