@@ -25,7 +25,7 @@ backward pass puts on ghost features back into their owners with reverse communi
         -> idx_i, idx_j (P,) pairs whose centre is owned; rbf (P,K), sph (P,M), phi (P,) their
            geometry (attached to positions); x (N,F), chi (N,M) the first layer's input, exact
            on owned rows (the plugin exchanges them before layer 0)
-    halo_layer(t: int, x, chi, rbf, sph, phi, idx_i, idx_j) -> x, chi after layer t (owned rows exact)
+    halo_layer(t: int, x, chi, rbf, sph, phi, idx_i, idx_j, n_local: int) -> x, chi (n_local rows) after layer t
     halo_readout(x, species, n_local: int) -> atom_energies (n_local,), in the model's dtype
 
 `single_domain` is the path for one MPI rank: the owned atoms and the box, with periodic images
@@ -100,8 +100,8 @@ class LAMMPSPotential(nn.Module):
 
     @torch.jit.export
     def halo_layer(self, t: int, x: Tensor, chi: Tensor, rbf: Tensor, sph: Tensor, phi: Tensor, idx_i: Tensor,
-                   idx_j: Tensor) -> Tuple[Tensor, Tensor]:
-        return self.force_field.model.run_layer(t, x, chi, rbf, sph, phi, idx_i, idx_j)
+                   idx_j: Tensor, n_local: int) -> Tuple[Tensor, Tensor]:
+        return self.force_field.model.run_layer(t, x, chi, rbf, sph, phi, idx_i, idx_j, n_local)
 
     @torch.jit.export
     def halo_readout(self, x: Tensor, species: Tensor, n_local: int) -> Tensor:

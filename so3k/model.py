@@ -160,16 +160,17 @@ class So3krates(nn.Module):
 
     @torch.jit.export
     def run_layer(self, t: int, x: Tensor, chi: Tensor, rbf_ij: Tensor, sph_ij: Tensor, phi_ij: Tensor, idx_i: Tensor,
-                  idx_j: Tensor) -> Tuple[Tensor, Tensor]:
+                  idx_j: Tensor, n_centres: int = -1) -> Tuple[Tensor, Tensor]:
         """Layer t (0-based) on (x, chi) of all atoms: exact for the centres whose pairs are all
-        given, provided the neighbours' x and chi are current; rows of other atoms are not."""
+        given, provided the neighbours' x and chi are current; rows of other atoms are not.
+        n_centres >= 0: the centres are the first n_centres atoms, and only their rows are returned."""
         if self.nonlocal_attention:
             raise ValueError("this model cannot run layer by layer: " + self.nonlocal_reason)
         chunk = self.pair_chunk if x.device.type == "cpu" else 1 << 62
         pairs = chunk_pairs(chunk, rbf_ij, sph_ij, phi_ij, idx_i, idx_j)
         for k, layer in enumerate(self.layers):
             if k == t:
-                return layer(x, chi, pairs, pairs, idx_i, idx_j, self.no_atoms, self.expand)
+                return layer(x, chi, pairs, pairs, idx_i, idx_j, self.no_atoms, self.expand, n_centres)
         raise ValueError(f"layer {t} does not exist: the model has {self.num_layers} layers")
 
     @torch.jit.export

@@ -74,7 +74,8 @@ def layer_by_layer(model, parts, num_atoms: int):
     chi = forward_exchange(chi0, parts, num_atoms)
     for t in range(model.num_layers):
         inputs.append((x, chi))
-        outputs.append([model.run_layer(t, xd, cd, *g, p["i"], p["j"]) for xd, cd, g, p in zip(x, chi, geometry, parts)])
+        # only the owned rows are computed (every centre is owned)
+        outputs.append([model.run_layer(t, xd, cd, *g, p["i"], p["j"], p["n"]) for xd, cd, g, p in zip(x, chi, geometry, parts)])
         x = forward_exchange([o[0] for o in outputs[-1]], parts, num_atoms)
         chi = forward_exchange([o[1] for o in outputs[-1]], parts, num_atoms)
     energies = [model.readout_energies(xd, p["species"])[: p["n"]] for xd, p in zip(x, parts)]

@@ -15,6 +15,7 @@
 #include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
+#include "platform.h"
 #include "update.h"
 #include "utils.h"
 
@@ -71,6 +72,8 @@ PairSo3krates::PairSo3krates(LAMMPS *lmp) :
   halo = false;
   layers = 0;
   halo_width = 0;
+  exchange_seconds = 0.0;
+  exchanges = 0;
   comm_forward = comm_reverse = 0;
   min_distance = -1.0;
   check_masses = true;
@@ -525,8 +528,8 @@ void PairSo3krates::compute_halo(int nlocal, int ntotal)
     rows = rows.to(real);
     x_in.push_back(rows.slice(1, 0, features).contiguous().requires_grad_(true));
     chi_in.push_back(rows.slice(1, features, halo_width).contiguous().requires_grad_(true));
-    auto out = call_raw(module, "halo_layer", {(int64_t) t, x_in[t], chi_in[t], rbf, sph, phi, idx_i, idx_j}, error, ntotal,
-                        nlocal, step);
+    auto out = call_raw(module, "halo_layer", {(int64_t) t, x_in[t], chi_in[t], rbf, sph, phi, idx_i, idx_j, (int64_t) nlocal},
+                        error, ntotal, nlocal, step);
     x_out.push_back(out[0]);
     chi_out.push_back(out[1]);
     owned_rows = torch::cat({out[0], out[1]}, 1).slice(0, 0, nlocal);
@@ -581,26 +584,55 @@ torch::Tensor PairSo3krates::exchange_forward(const torch::Tensor &owned, int nl
 {
   // owned: (nlocal, width) rows of the owned atoms (undefined when there are none); returns
   // (ntotal, width) float64 rows on the host, the ghost rows copied from their owners
+  const double start = platform::walltime();
   halo_rows.assign((size_t) std::max(ntotal, 1) * halo_width, 0.0);
   if (nlocal > 0) {
     torch::Tensor host = owned.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     std::memcpy(halo_rows.data(), host.data_ptr<double>(), sizeof(double) * (size_t) nlocal * halo_width);
   }
   comm->forward_comm(this);
-  return torch::from_blob(halo_rows.data(), {ntotal, halo_width}, torch::kFloat64).clone();
+  torch::Tensor rows = torch::from_blob(halo_rows.data(), {ntotal, halo_width}, torch::kFloat64).clone();
+  exchange_seconds += platform::walltime() - start;
+  exchanges++;
+  return rows;
 }
 
 torch::Tensor PairSo3krates::exchange_reverse(const torch::Tensor &rows, int nlocal, int ntotal)
 {
   // rows: (ntotal, width) gradients of owned and ghost rows (undefined when this rank has no
   // owned atoms); returns the owned rows with what reached their ghost images summed in
+  const double start = platform::walltime();
   halo_rows.assign((size_t) std::max(ntotal, 1) * halo_width, 0.0);
   if (rows.defined() && ntotal > 0) {
     torch::Tensor host = rows.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     std::memcpy(halo_rows.data(), host.data_ptr<double>(), sizeof(double) * (size_t) ntotal * halo_width);
   }
   comm->reverse_comm(this);
-  return torch::from_blob(halo_rows.data(), {nlocal, halo_width}, torch::kFloat64).clone();
+  torch::Tensor owned = torch::from_blob(halo_rows.data(), {nlocal, halo_width}, torch::kFloat64).clone();
+  exchange_seconds += platform::walltime() - start;
+  exchanges++;
+  return owned;
+}
+
+void PairSo3krates::finish()
+{
+  // The run summary's "Pair" time includes the exchanges, and LAMMPS's memory report leaves out
+  // libtorch's: say both (slowest rank, largest rank).
+  double peak = 0.0, most_peak = 0.0;
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.compare(0, 6, "VmHWM:") == 0) peak = std::stod(line.substr(6)) / 1024.0;  // kB -> MB
+  MPI_Allreduce(&peak, &most_peak, 1, MPI_DOUBLE, MPI_MAX, world);
+  double most = 0.0;
+  MPI_Allreduce(&exchange_seconds, &most, 1, MPI_DOUBLE, MPI_MAX, world);
+  if (comm->me == 0) {
+    if (halo && exchanges > 0)
+      utils::logmesg(lmp, "pair so3krates: per-layer exchange took {:.4g} s in {} exchanges (slowest rank, waiting "
+                          "included)\n", most, exchanges);
+    if (most_peak > 0.0) utils::logmesg(lmp, "pair so3krates: peak memory {:.0f} MB (largest rank)\n", most_peak);
+  }
+  exchange_seconds = 0.0;
+  exchanges = 0;
 }
 
 int PairSo3krates::pack_forward_comm(int n, int *list, double *buf, int, int *)

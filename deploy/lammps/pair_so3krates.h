@@ -51,6 +51,7 @@ class PairSo3krates : public Pair {
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
+  void finish() override;
   int pack_forward_comm(int, int *, double *, int, int *) override;
   void unpack_forward_comm(int, int, double *) override;
   int pack_reverse_comm(int, int, double *) override;
@@ -92,6 +93,8 @@ class PairSo3krates : public Pair {
   int layers;                            // the model's number of layers (metadata)
   int halo_width;                        // doubles per atom in one exchange: features + SPHC components
   std::vector<double> halo_rows;         // (atoms, halo_width) rows that the exchanges read and write
+  double exchange_seconds;               // wall time in the exchanges (host copies + LAMMPS communication)
+  bigint exchanges;                      // how many, since the last run's summary
   std::string model_path;
   std::string preset, dtype, so3k_version;  // from the metadata, for the log
 };

@@ -102,8 +102,12 @@ class So3kratesLayer(nn.Module):
         g_j: Tensor,
         atoms_in_structure: Tensor,
         expand: Tensor,
+        n_centres: int = -1,
     ) -> Tuple[Tensor, Tensor]:
         """x (N, F), chi (N, M); pairs: the local pairs in chunks (rbf already times phi).
+        n_centres >= 0 (local models): every centre is among the first n_centres atoms, and only
+        their updated rows are returned (the per-layer exchange: the other rows are ghosts, which
+        get their owners' rows instead).
 
         The SPHC attention runs over sphc_pairs: the local pairs again for a local model, all
         pairs of each structure (g_i, g_j, unchunked) for a non-local one, which then weights
@@ -116,8 +120,9 @@ class So3kratesLayer(nn.Module):
         feature_input, sphc_input = self.radial_inputs()
         # both filters' first layers in one matmul, unless the SPHC filter reads other pairs
         local_first = stack_radial([feature_input] if self.nonlocal_attention else [feature_input, sphc_input])
-        dx = torch.zeros_like(x)
-        dchi = torch.zeros_like(chi)
+        rows = x.shape[0] if n_centres < 0 else n_centres
+        dx = x.new_zeros((rows, x.shape[1]))
+        dchi = chi.new_zeros((rows, chi.shape[1]))
         for c in range(len(pairs.i)):
             i, j = pairs.i[c], pairs.j[c]
             s_ij = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
@@ -134,4 +139,4 @@ class So3kratesLayer(nn.Module):
                 s_g = self.invariant(chi.index_select(0, j) - chi.index_select(0, i))
                 w_g = self.sphc_filter(radial_hidden(sphc_pairs.rbf[c], sphc_first)[0], s_g)
                 dchi.index_add_(0, i, self.sphc_attention(q_s, k_s, w_g, sphc_pairs.phi[c] + psi[c], sphc_pairs.sph[c], expand, i, j))
-        return self.interaction(x + dx, chi + dchi, expand)
+        return self.interaction(x[:rows] + dx, chi[:rows] + dchi, expand)
