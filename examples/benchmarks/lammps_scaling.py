@@ -170,19 +170,19 @@ def plot(rows, base, path: Path) -> None:
     strong = [r for r in rows if r["kind"] == "strong" and r["ranks"] > 1]
     if not strong:
         return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    labels = [f"{r['preset']}\n{r['atoms']:,} atoms\n{'shell' if 'shell' in r['case'] else 'exchange'}, {r['ranks']} ranks" for r in strong]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    labels = [f"{r['preset']}\n{r['atoms']:,} atoms\n{r['ranks']} ranks, {'shell' if 'shell' in r['case'] else 'exchange'}" for r in strong]
     left.bar(range(len(strong)), [r["ms"] / base[(r["preset"], r["atoms"])] for r in strong],
              color=["tab:red" if "shell" in r["case"] else "tab:blue" for r in strong])
     left.axhline(1.0, color="k", lw=0.8)
-    left.set_xticks(range(len(strong)), labels, fontsize=7)
+    left.set_xticks(range(len(strong)), labels, fontsize=7, rotation=35, ha="right")
     left.set_ylabel("step time / one-rank step")
-    left.set_title("Strong scaling on 2 cores (lower is better)")
+    left.set_title("Strong scaling on 2 cores: per-layer exchange (blue), deep shell (red)")
     right.bar(range(len(strong)), [r["ghosts"] for r in strong],
               color=["tab:red" if "shell" in r["case"] else "tab:blue" for r in strong])
-    right.set_xticks(range(len(strong)), labels, fontsize=7)
+    right.set_xticks(range(len(strong)), labels, fontsize=7, rotation=35, ha="right")
     right.set_ylabel("ghost atoms on the busiest rank")
-    right.set_title("Ghosts: one cutoff (exchange) against the receptive field (shell)")
+    right.set_title("Ghosts: one cutoff (blue) against the receptive field (red)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

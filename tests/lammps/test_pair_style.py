@@ -62,10 +62,11 @@ def structures(make_water, perturb, aspirin):
     }
 
 
+@pytest.mark.parametrize("preset", ["euclidean2024", "neurips2022"])
 @pytest.mark.parametrize("system", ["aspirin, non-periodic", "water, cubic", "water, small triclinic"])
-def test_run0_equals_the_ase_calculator_on_1_and_2_ranks(system, lmp, make_water, perturb, aspirin, tmp_path):
+def test_run0_equals_the_ase_calculator_on_1_2_and_4_ranks(system, preset, lmp, make_water, perturb, aspirin, tmp_path):
     atoms, types = structures(make_water, perturb, aspirin)[system]
-    model = small_model("euclidean2024", types)  # the model orders its elements by atomic number
+    model = small_model(preset, types)  # the model orders its elements by atomic number
     path = export_model(model, tmp_path / "model.pt", engine="lammps", dtype="float64")
     results = {}
     for mode, (ranks, style) in MODES.items():
@@ -95,6 +96,8 @@ def test_neurips_preset_ghost_shell_includes_the_averaged_sphc_initialisation(lm
     want = reference(model, one["structure"])
     for got in (one, two, four, exchange, shell):
         assert_close(got, want)
+    for got in (two, four, exchange, shell):
+        assert_close(got, one, rel=1e-10)
     # the per-layer exchange sends the averaged start too: one cutoff of ghosts is enough
     assert ghosts(exchange) < ghosts(shell)
 
@@ -137,7 +140,7 @@ def test_per_layer_exchange_keeps_one_cutoff_of_ghosts(lmp, make_water, tmp_path
     assert ghosts(layer) < 0.5 * ghosts(shell)
 
 
-def test_nve_conserves_energy_on_1_and_2_ranks(trained_ethanol, lmp, tmp_path):
+def test_nve_conserves_energy_on_1_2_and_4_ranks(trained_ethanol, lmp, tmp_path):
     """A trained model (float64), ethanol at 300 K, velocity Verlet with 0.25 fs steps."""
     from so3k.data.molecules import load_molecule
 
@@ -163,12 +166,12 @@ thermo          5
 run             400
 """
     tables = {}
-    for ranks, style in ((1, ""), (2, ""), ("2, deep shell", "exchange shell")):
+    for ranks, style in ((1, ""), (2, ""), (4, ""), ("2, deep shell", "exchange shell")):
         folder = tmp_path / f"ranks{ranks}".replace(", ", "_").replace(" ", "_")
         folder.mkdir()
         lmp.write_structure(atoms, folder / "structure.data", ["C", "H", "O"])
         tables[ranks] = lmp.thermo(lmp.run(folder, deck.replace("pair_style      so3krates", f"pair_style      so3krates {style}"),
-                                           ranks=2 if ranks != 1 else 1).stdout)
+                                           ranks=ranks if isinstance(ranks, int) else 2).stdout)
     for ranks, table in tables.items():
         total, kinetic = table["TotEng"], table["KinEng"]
         print(f"{ranks} rank(s): total energy std {total.std():.2e}, drift {total[-1] - total[0]:.2e}, kinetic std {kinetic.std():.2e} eV")
@@ -178,7 +181,7 @@ run             400
         assert abs(total[-1] - total[0]) < 0.02 * kinetic.std()
     # the per-layer exchange and the deep shell follow atoms across ranks and re-neighbouring: the
     # same trajectory (until round-off, amplified by chaos, separates them)
-    for ranks in (2, "2, deep shell"):
+    for ranks in (2, 4, "2, deep shell"):
         np.testing.assert_allclose(tables[ranks]["PotEng"][:20], tables[1]["PotEng"][:20], rtol=0, atol=1e-8)
 
 
