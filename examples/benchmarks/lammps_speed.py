@@ -7,11 +7,12 @@ For each system, with random weights (the cost does not depend on them) and floa
   - eager: the Python ForceField call (energy + forces, pair list included), --threads threads;
   - OpenMM CPU: one Verlet step of the exported model;
   - LAMMPS 1 rank: one NVE step, the model sees the owned atoms and the cell (no ghost shell);
-  - LAMMPS 1 rank, ghost shell: `pair_style so3krates ghosts always`, the domain-decomposition
-    path on one rank (ghost atoms out to the receptive field + skin);
-  - LAMMPS 2 ranks: mpirun -np 2, one thread each, ghost shell.
-Ghost atoms per rank are read from LAMMPS's own summary. The ghost-shell rows of the 1,536-atom
-box need about 10 GB and are off unless --ghosts-large. Writes runs/benchmarks/lammps_speed.md.
+  - LAMMPS 1 rank, ghosts: `pair_style so3krates ghosts always`, the domain-decomposition path
+    on one rank (per-layer exchange over one cutoff of ghosts);
+  - LAMMPS 2 ranks: mpirun -np 2, one thread each, per-layer exchange.
+Ghost atoms per rank are read from LAMMPS's own summary. The 1,536-atom box's ghost rows are off
+unless --ghosts-large. lammps_scaling.py compares the exchange with the deep shell over ranks.
+Writes runs/benchmarks/lammps_speed.md.
 """
 
 import argparse
@@ -71,7 +72,7 @@ def main():
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--preset", default="euclidean2024")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ghosts-large", action="store_true", help="also the ghost-shell rows of the 1,536-atom box")
+    parser.add_argument("--ghosts-large", action="store_true", help="also the ghost rows of the 1,536-atom box")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
     args = parser.parse_args()
 
@@ -97,7 +98,7 @@ def main():
             export_model(model, folder / "model.pt", engine="lammps", dtype="float32")
             cases = [("LAMMPS 1 rank", "", 1, args.threads)]
             if len(atoms) < 1000 or args.ghosts_large:
-                cases += [("LAMMPS 1 rank, ghost shell", "ghosts always", 1, args.threads), ("LAMMPS 2 ranks", "", 2, 1)]
+                cases += [("LAMMPS 1 rank, ghosts", "ghosts always", 1, args.threads), ("LAMMPS 2 ranks", "", 2, 1)]
             for label, style, ranks, threads in cases:
                 ms, ghosts = lammps_step(folder, atoms, types, style, ranks, threads, warmup, repeats)
                 rows.append((name, len(atoms), label, ms, ghosts))
