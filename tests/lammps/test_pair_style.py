@@ -238,3 +238,39 @@ run             0
     assert "Loaded 1 plugins" not in done.stdout  # nothing auto-loaded: the explicit line did it
     energy = lmp.thermo(done.stdout)["PotEng"][0]
     assert energy == pytest.approx(reference(model, lmp.read_structure(tmp_path / "structure.data", ["C", "H", "O"]))["energy"], rel=1e-10)
+
+
+def test_short_nve_of_the_neurips_preset_is_the_same_on_1_2_and_4_ranks(lmp, make_water, tmp_path):
+    """The averaged SPHC start is exchanged too: the same trajectory on every rank count."""
+    atoms = make_water(n_per_side=3, spacing=3.1, seed=8, skew=True)
+    model = small_model("neurips2022", ["H", "O"], seed=3)
+    model.readout.scale.fill_(0.05)  # random weights, no repulsion: gentle forces and 10 fs only
+    path = export_model(model, tmp_path / "model.pt", engine="lammps", dtype="float64")
+    deck = f"""
+units           metal
+atom_style      atomic
+boundary        p p p
+newton          on
+read_data       structure.data
+pair_style      so3krates min_distance 0.3
+pair_coeff      * * {path} O H
+neighbor        0.5 bin
+timestep        0.00025
+velocity        all create 300.0 12345 mom yes rot no dist gaussian
+fix             integrate all nve
+thermo_style    custom step pe ke etotal press
+thermo_modify   format float %.12f
+thermo          5
+run             40
+"""
+    tables = {}
+    for ranks in (1, 2, 4):
+        folder = tmp_path / f"ranks{ranks}"
+        folder.mkdir()
+        lmp.write_structure(atoms, folder / "structure.data", ["O", "H"])
+        tables[ranks] = lmp.thermo(lmp.run(folder, deck, ranks=ranks).stdout)
+    for ranks in (2, 4):
+        for column in ("PotEng", "TotEng", "Press"):
+            np.testing.assert_allclose(tables[ranks][column], tables[1][column], rtol=1e-9, atol=1e-9)
+    total, kinetic = tables[2]["TotEng"], tables[2]["KinEng"]
+    assert total.std() < 0.05 * kinetic.std()
