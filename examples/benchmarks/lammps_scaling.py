@@ -29,23 +29,9 @@ import torch  # noqa: F401  (libtorch first)
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import random_model, report, shipped_frame  # noqa: E402
+from lammps_speed import DECK  # noqa: E402  (the NVE deck, 1 Å skin)
 
-DECK = """
-units           metal
-atom_style      atomic
-boundary        p p p
-newton          on
-read_data       structure.data
-pair_style      so3krates {style} min_distance 0
-pair_coeff      * * model.pt {types}
-neighbor        1.0 bin
-timestep        0.0005
-fix             integrate all nve
-thermo          1000
-run             {warmup}
-run             {steps}
-"""
-SKIN = 1.0  # the deck's neighbour skin (Å)
+SKIN = 1.0  # lammps_speed.DECK's neighbour skin (Å)
 # kB per pair at the peak of one float32 call (memory.py --peak), for the fits-in-memory check
 PEAK_KB_PER_PAIR = {"euclidean2024": 23.0, "neurips2022": 50.8}
 PAIRS_PER_ATOM = 51.6  # liquid water, 5 Å cutoff
@@ -56,7 +42,7 @@ def run_lammps(folder: Path, atoms, style: str, ranks: int, threads: int, warmup
     from so3k.lammps import lmp_command, lmp_environment, ms_per_step
 
     ase.io.write(folder / "structure.data", atoms, format="lammps-data", specorder=["H", "O"], masses=True, atom_style="atomic")
-    (folder / "in.scaling").write_text(DECK.format(style=style, types="H O", warmup=warmup, steps=steps))
+    (folder / "in.scaling").write_text(DECK.format(boundary="p p p", style=style, types="H O", warmup=warmup, steps=steps))
     env = lmp_environment()
     env["OMP_NUM_THREADS"] = str(threads)
     done = subprocess.run([*lmp_command(ranks), "-in", "in.scaling", "-log", "none"], cwd=folder, env=env,
