@@ -81,7 +81,6 @@ class LAMMPSPotential(nn.Module):
         dtype = positions.dtype
         return out[keys.ENERGY].to(dtype), out[keys.FORCES].to(dtype), out[keys.ENERGIES].to(dtype), virial.to(dtype)
 
-
     @torch.jit.export
     def halo_start(self, positions: Tensor, species: Tensor, n_local: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         model = self.force_field.model
@@ -110,6 +109,7 @@ class LAMMPSPotential(nn.Module):
 
 def export_lammps(model: So3krates, path: Union[str, Path]) -> Path:
     """Script and save a model prepared for inference (so3k.checkpoint.inference_model)."""
-    module = torch.jit.freeze(torch.jit.script(LAMMPSPotential(model).eval()), preserved_attrs=["single_domain", "min_distance", "halo_start", "halo_layer", "halo_readout"])
+    preserved = ["single_domain", "min_distance", "halo_start", "halo_layer", "halo_readout"]
+    module = torch.jit.freeze(torch.jit.script(LAMMPSPotential(model).eval()), preserved_attrs=preserved)
     meta = build_metadata(model, "lammps", UNITS, ghost_cutoff=model.config.receptive_field, contract=CONTRACT)
     return save_module(module, path, meta)

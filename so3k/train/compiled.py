@@ -44,11 +44,12 @@ class CompiledForces:
     def _trace(self, example: List[Tensor]) -> Callable:
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        names = [name for name, _ in self.model.named_parameters()]
+        names = ["model." + name for name, _ in self.model.named_parameters()]  # as ForceField holds them
 
         def energy_forces(weights: List[Tensor], positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor,
                           offsets: Tensor, cell: Tensor, batch: Tensor):
-            out = self._call(dict(zip(names, weights)), positions, species, idx_i, idx_j, offsets, cell, batch)
+            out = torch.func.functional_call(self.force_field, dict(zip(names, weights)),
+                                             (positions, species, idx_i, idx_j, offsets, cell, batch, cell.shape[0]), strict=False)
             return out[keys.ENERGY], out[keys.FORCES]
 
         chunk = self.model.pair_chunk
@@ -63,26 +64,20 @@ class CompiledForces:
             self.model.pair_chunk = chunk
         return torch.compile(graph, dynamic=True)
 
-    def _call(self, weights: Dict[str, Tensor], positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor,
-              offsets: Tensor, cell: Tensor, batch: Tensor) -> Dict[str, Tensor]:
-        prefixed = {"model." + name: w for name, w in weights.items()}
-        return torch.func.functional_call(
-            self.force_field, prefixed, (positions, species, idx_i, idx_j, offsets, cell, batch, cell.shape[0]), strict=False)
-
     def __call__(self, positions: Tensor, species: Tensor, idx_i: Tensor, idx_j: Tensor, offsets: Tensor, cell: Tensor,
                  batch: Tensor, num_graphs: int) -> Dict[str, Tensor]:
         if not self.model.training:
             raise TrainingError("CompiledForces is for training steps: evaluate with ForceField")
         inputs = [positions, species, idx_i, idx_j, offsets, cell, batch]
         single = num_graphs == 1
-        if single in self.graphs:
-            energy, forces = self.graphs[single](list(self.model.parameters()), *inputs)
-        else:
+        first = single not in self.graphs
+        if first:
             if self.announce:
                 print(f"so3k: compiling the training step for {'single structures' if single else 'batches'} "
                       "(training.compile; about a minute)", file=sys.stderr, flush=True)
             start = time.perf_counter()
             self.graphs[single] = self._trace(inputs)
-            energy, forces = self.graphs[single](list(self.model.parameters()), *inputs)  # torch.compile compiles here
+        energy, forces = self.graphs[single](list(self.model.parameters()), *inputs)  # torch.compile compiles on the first
+        if first:
             self.compile_seconds[single] = time.perf_counter() - start
         return {keys.ENERGY: energy, keys.FORCES: forces}
