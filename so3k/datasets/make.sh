@@ -7,7 +7,7 @@ export OMP_NUM_THREADS=1
 d=so3k/datasets
 so3k data md --molecule aspirin --frames 1000 --seed 0 -o $d/aspirin.extxyz.xz --overwrite
 so3k data md --molecule ethanol --frames 1000 --seed 0 -o $d/ethanol.extxyz.xz --overwrite
-so3k data cumulene --frames 1000 --seed 0 -o $d/cumulene.extxyz.xz --overwrite
+so3k data cumulene --frames 1500 --seed 0 -o $d/cumulene.extxyz.xz --overwrite
 so3k data scan --seed 0 -o $d/cumulene-scan.extxyz.xz --overwrite
 so3k data water --molecules 32 --frames 200 --seed 0 -o $d/water.extxyz.xz --overwrite
 so3k data relabel $d/ethanol.extxyz.xz --every 16 -o $d/ethanol-dft.extxyz.xz --overwrite

@@ -27,8 +27,10 @@ CC_BOND = 1.30  # Å, starting C=C length before optimisation
 CH_BOND = 1.09  # Å
 HCH_ANGLE = 117.0  # degrees
 
-TRAIN_LENGTHS = (3, 4, 5, 6, 7, 8, 9, 10, 13, 14)
-SCAN_LENGTHS = tuple(range(3, 17))
+# Both parities of the double-bond count on both sides of 16 Å (the end gap of 14 carbons), with
+# 11-12, 15-16, 19-20 and 23-24 held out for the scans.
+TRAIN_LENGTHS = (3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 17, 18, 21, 22)
+SCAN_LENGTHS = tuple(range(3, 25))
 
 
 def minimum_dihedral(n_carbons: int) -> float:
@@ -232,7 +234,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cumulene", help="non-local cumulene set: random terminal rotations, xTB labels")
     p.add_argument("--frames", dest="n_frames", type=int, default=CumuleneConfig.n_frames, help="number of frames (default 500)")
-    p.add_argument("--lengths", type=_int_list, default=TRAIN_LENGTHS, help="carbon counts, e.g. 3-10,13,14 (default)")
+    p.add_argument("--lengths", type=_int_list, default=TRAIN_LENGTHS, help="carbon counts, e.g. 3-10,13,14,17,18,21,22 (default)")
     p.add_argument("--max-rotation", type=float, default=70.0, help="largest rotation from the minimum, degrees (default 70)")
     p.add_argument("--rattle", type=float, default=0.02, help="Gaussian displacement of every atom, Å (default 0.02)")
     p.add_argument("--method", default="GFN2-xTB", choices=XTB_METHODS)
@@ -240,7 +242,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=partial(run_generator, CumuleneConfig, generate_cumulene))
 
     s = subparsers.add_parser("scan", help="rigid cumulene torsion scans per chain length, xTB labels")
-    s.add_argument("--lengths", type=_int_list, default=SCAN_LENGTHS, help="carbon counts, e.g. 3-16 (default)")
+    s.add_argument("--lengths", type=_int_list, default=SCAN_LENGTHS, help="carbon counts, e.g. 3-24 (default)")
     s.add_argument("--max-rotation", type=float, default=90.0, help="last rotation from the minimum, degrees (default 90)")
     s.add_argument("--points", dest="n_points", type=int, default=19, help="points per scan (default 19: every 5 degrees)")
     s.add_argument("--method", default="GFN2-xTB", choices=XTB_METHODS)

@@ -13,6 +13,8 @@ from so3k.data.generate.cumulene import (
     minimum_dihedral,
     optimised_cumulene,
     rotate_end,
+    SCAN_LENGTHS,
+    TRAIN_LENGTHS,
 )
 from so3k.data.generate import sink as sink_module
 from so3k.data.generate.reference import xtb_calculator
@@ -51,20 +53,36 @@ def test_xtb_barrier_at_the_minimum():
     assert 0.3 < energies[-1] - energies[0] < 2.0
 
 
-def test_generated_frames_and_forces(tmp_path):
+def test_default_lengths_span_both_sides_of_the_local_reach():
+    """Both parities of the double-bond count are trained below and beyond 16 Å (14 carbons), and the
+    scans hold out lengths on both sides, far ones included."""
+    far = [n for n in TRAIN_LENGTHS if n > 14]
+    near = [n for n in TRAIN_LENGTHS if n <= 14]
+    for group in (near, far):
+        assert {minimum_dihedral(n) for n in group} == {0.0, 90.0}
+    held_out = sorted(set(SCAN_LENGTHS) - set(TRAIN_LENGTHS))
+    assert set(TRAIN_LENGTHS) <= set(SCAN_LENGTHS)
+    far_held_out = [n for n in held_out if n > 14]
+    assert {minimum_dihedral(n) for n in far_held_out} == {0.0, 90.0}
+    assert min(held_out) < 14 < max(held_out)
+
+
+@pytest.mark.parametrize("lengths", [(4, 5, 13), (21, 22)])
+def test_generated_frames_and_forces(tmp_path, lengths):
     out = tmp_path / "c.extxyz"
-    generate_cumulene(CumuleneConfig(n_frames=6, lengths=(4, 5, 13), seed=3), out, progress=False)
+    generate_cumulene(CumuleneConfig(n_frames=4, lengths=lengths, seed=3), out, progress=False)
     frames = read_frames(out, require_energy=True, require_forces=True)
-    assert len(frames) == 6
-    assert set(frames.info["n_carbons"]) <= {4, 5, 13}
+    assert len(frames) == 4
+    assert set(frames.info["n_carbons"]) <= set(lengths)
     assert np.all((frames.info["rotation"] >= 0) & (frames.info["rotation"] <= 70))
     assert np.all((frames.info["dihedral"] >= 0) & (frames.info["dihedral"] <= 90))
-    # forces = -dE/dR by central differences of the reference energy
+    # forces = -dE/dR by central differences of the reference energy, at both ends and mid-chain
     atoms = frames.atoms(0)
     forces = atoms.get_forces()
     atoms.calc = xtb_calculator()
     h = 1e-4
-    for i, c in [(0, 0), (1, 2), (len(atoms) - 1, 1)]:
+    n = len(atoms) - 4
+    for i, c in [(0, 0), (n // 2, 2), (len(atoms) - 1, 1)]:
         e = []
         for sign in (1, -1):
             a = atoms.copy()
