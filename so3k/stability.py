@@ -35,7 +35,10 @@ class Failure:
 class BondCheck:
     """The bonds of a starting structure, and the checks of later frames against them."""
 
-    def __init__(self, start: Atoms, stretch: float = STRETCH, max_temperature: Optional[float] = None):
+    def __init__(self, start: Atoms, stretch: float = STRETCH, max_temperature: Optional[float] = None,
+                 equilibrium: Optional[np.ndarray] = None):
+        """equilibrium: the length of each bond to measure stretch against, in the order of
+        `bond_lengths` (e.g. its mean over a reference MD); default, its length in `start`."""
         if stretch <= 1.0:
             raise ValueError(f"stretch must be > 1 (a factor on the starting bond length), got {stretch}")
         self.cell, self.pbc = np.array(start.cell), start.pbc.copy()
@@ -47,6 +50,12 @@ class BondCheck:
         bonded = (d < BOND_FACTOR * self.contact) & ~np.eye(n, dtype=bool)
         self.i, self.j = np.nonzero(np.triu(bonded))
         self.length = d[self.i, self.j]
+        self.reference = "starting"
+        if equilibrium is not None:
+            equilibrium = np.asarray(equilibrium, dtype=float)
+            if equilibrium.shape != self.length.shape:
+                raise ValueError(f"equilibrium needs one length per bond ({self.length.size}), got shape {equilibrium.shape}")
+            self.length, self.reference = equilibrium, "equilibrium"
         self.unbonded = np.triu(~bonded, 1)
         self.stretch = float(stretch)
         self.max_temperature = max_temperature
@@ -68,7 +77,7 @@ class BondCheck:
         if ratio.size and ratio.max() > self.stretch:
             k = int(np.argmax(ratio))
             return Failure(frame, "bond broken", f"{self.atom(self.i[k])}-{self.atom(self.j[k])} at {d[self.i[k], self.j[k]]:.2f} Å, "
-                                                 f"{ratio[k]:.2f} x its starting {self.length[k]:.2f} Å")
+                                                 f"{ratio[k]:.2f} x its {self.reference} {self.length[k]:.2f} Å")
         close = self.unbonded & (d < self.contact)
         if close.any():
             a, b = (int(v[0]) for v in np.nonzero(close))

@@ -61,3 +61,17 @@ def test_bond_lengths_follow_the_trajectory(ethanol):
     np.testing.assert_allclose(lengths[1], 1.1 * lengths[0])
     with pytest.raises(ValueError, match="stretch must be > 1"):
         BondCheck(ethanol, stretch=0.9)
+
+
+def test_stretch_is_measured_against_given_equilibrium_lengths(ethanol):
+    i, j = bond_lengths(ethanol, [ethanol.positions])[0][0]
+    start = bond_lengths(ethanol, [ethanol.positions])[1][0]
+    stretched = ethanol.positions.copy()
+    stretched[j] += (stretched[j] - stretched[i]) * 0.3  # bond 0 at 1.3 x its starting length
+    assert BondCheck(ethanol).check(1, stretched) is None
+    # against equilibrium lengths 0.8 x the starting ones, bond 0 is 1.625 x: broken
+    failure = BondCheck(ethanol, equilibrium=0.8 * start).check(1, stretched)
+    assert failure is not None and failure.kind == "bond broken"
+    assert f"{ethanol.get_chemical_symbols()[i]}{i}-" in failure.detail and "1.62 x its equilibrium" in failure.detail
+    with pytest.raises(ValueError, match="one length per bond"):
+        BondCheck(ethanol, equilibrium=start[:-1])

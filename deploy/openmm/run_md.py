@@ -156,7 +156,9 @@ def main(argv=None) -> int:
     parser.add_argument("--report", type=int, default=10, help="steps between state/trajectory reports")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoint files")
     parser.add_argument("--trajectory", choices=["dcd", "xtc"], default="dcd")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the thermostat and the starting velocities (default 1; 0 lets OpenMM pick a "
+                             "different one every run, so the run cannot be repeated)")
     parser.add_argument("--out", type=Path, default=Path("runs/md"))
     parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.chk")
     args = parser.parse_args(argv)
