@@ -4,19 +4,22 @@ model can reach.
     python examples/nonlocal_cumulene/run.py                 # both trainings (25 min each), then the scans
     python examples/nonlocal_cumulene/run.py --minutes 40    # longer training (per model)
     python examples/nonlocal_cumulene/run.py --evaluate-only # redo the plot and table
+    python examples/nonlocal_cumulene/run.py --evaluate-only --models examples/nonlocal_cumulene/models
+                                                             # the shipped models, no training
     # the two trainings side by side, one core each, then the evaluation:
     OMP_NUM_THREADS=1 python examples/nonlocal_cumulene/run.py --train-only local --minutes 25 &
     OMP_NUM_THREADS=1 python examples/nonlocal_cumulene/run.py --train-only nonlocal --minutes 25
     python examples/nonlocal_cumulene/run.py --evaluate-only
 
 Two euclidean2024 models (2 layers, r_c = 4 Å, F = 64) are trained on the shipped cumulene set
-(GFN2-xTB; chains of 3-10, 13 and 14 carbons with one CH2 end rotated) with the same budget:
+(GFN2-xTB; chains of 3-10, 13, 14, 17, 18, 21 and 22 carbons with one CH2 end rotated) with the same budget:
 `local` and `nonlocal` (the same model with non-local SPHC attention, dynamic threshold). Both are
-evaluated on the shipped rigid torsion scans (3-16 carbons, rotation 0-90° from the minimum).
+evaluated on the shipped rigid torsion scans (3-24 carbons, rotation 0-90° from the minimum).
 For chains whose two end groups are farther apart than 2 x layers x r_c = 16 Å, no atom's
 energy in the local model depends on both ends, so it cannot see the torsion: its best is a
 flat profile at the mean. Writes `local/best.ckpt`, `nonlocal/best.ckpt`, `scan.png` and
-`scan.md` under --out.
+`scan.md` under --out; `--ship DIR` also writes the two models, without their optimiser state,
+as DIR/local.ckpt and DIR/nonlocal.ckpt.
 """
 
 import argparse
@@ -24,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from so3k.data.generate.cumulene import TRAIN_LENGTHS  # the shipped set's lengths
+
 COMMON = [
     "model.preset=euclidean2024", "model.layers=2", "model.cutoff=4.0", "model.features=64",
-    "data.path=cumulene", "data.n_train=900", "data.n_valid=100",
+    "data.path=cumulene", "data.n_train=1350", "data.n_valid=150",
     "training.batch_size=10", "training.lr=2e-3", "training.plateau_patience=10",
     "training.energy_weight=0.1", "training.forces_weight=0.9",
 ]
 MODELS = {"local": [], "nonlocal": ["model.nonlocal_attention=dynamic"]}
-TRAIN_LENGTHS = (3, 4, 5, 6, 7, 8, 9, 10, 13, 14)  # the shipped set's provenance
 
 
 def train_models(out: Path, minutes: float, names) -> None:
@@ -65,7 +69,24 @@ def predict(checkpoint: Path, structures) -> np.ndarray:
     return np.array(energies)
 
 
-def evaluate(out: Path, reach: float) -> str:
+def ship(out: Path, models: Path) -> None:
+    """The best checkpoints without optimiser state or raw weights: what evaluation and export read."""
+    from so3k.checkpoint import load_checkpoint, save_checkpoint
+
+    models.mkdir(parents=True, exist_ok=True)
+    for name in MODELS:
+        content = load_checkpoint(out / name / "best.ckpt")
+        slim = {key: value for key, value in content.items() if key not in ("raw_state_dict", "training_state")}
+        save_checkpoint(models / f"{name}.ckpt", slim)
+        print(f"wrote {models / f'{name}.ckpt'}")
+
+
+def checkpoints(out: Path, models: Path = None) -> dict:
+    """Each model's checkpoint: DIR/<name>.ckpt of shipped models, else the run's best.ckpt."""
+    return {name: (models / f"{name}.ckpt" if models else out / name / "best.ckpt") for name in MODELS}
+
+
+def evaluate(out: Path, reach: float, models: Path = None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,8 +99,8 @@ def evaluate(out: Path, reach: float) -> str:
     structures = frames.to_atoms()
     lengths, rotation = frames.info["n_carbons"].astype(int), frames.info["rotation"]
     energies = {"reference": frames.energy}
-    for name in MODELS:
-        energies[name] = predict(out / name / "best.ckpt", structures)
+    for name, checkpoint in checkpoints(out, models).items():
+        energies[name] = predict(checkpoint, structures)
 
     rows, curves = [], {}
     for n in sorted(set(lengths)):
@@ -115,7 +136,13 @@ def evaluate(out: Path, reach: float) -> str:
     if far:
         lines += ["", f"Far chains ({', '.join(str(r['n']) for r in far)}): mean error / barrier "
                   f"local {np.mean([r['local'] for r in far]):.2f}, non-local {np.mean([r['nonlocal'] for r in far]):.2f}."]
+    unseen = [r for r in far if not r["trained"]]
+    if unseen:
+        lines += [f"Far chains never trained on ({', '.join(str(r['n']) for r in unseen)}): mean error / barrier "
+                  f"local {np.mean([r['local'] for r in unseen]):.2f}, non-local {np.mean([r['nonlocal'] for r in unseen]):.2f}; "
+                  f"worst non-local {max(r['nonlocal'] for r in unseen):.2f}."]
     table = "\n".join(lines)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "scan.md").write_text(table + "\n")
 
     shown = [n for n in curves if n in (5, 8, 11, 12)] + [r["n"] for r in far]
@@ -145,6 +172,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("runs/nonlocal_cumulene"))
     parser.add_argument("--evaluate-only", action="store_true", help="use the checkpoints already in --out")
     parser.add_argument("--train-only", choices=list(MODELS), help="train just this model (e.g. two processes side by side)")
+    parser.add_argument("--models", type=Path, help="evaluate DIR/local.ckpt and DIR/nonlocal.ckpt (e.g. the shipped models/) instead of --out's runs")
+    parser.add_argument("--ship", type=Path, metavar="DIR", help="after evaluating, write the two best models without optimiser state to DIR")
     args = parser.parse_args()
     if args.train_only:
         train_models(args.out, args.minutes, [args.train_only])
@@ -152,7 +181,9 @@ def main():
     if not args.evaluate_only:
         train_models(args.out, args.minutes, list(MODELS))
     reach = 2 * 2 * 4.0  # 2 x layers x r_c
-    print(evaluate(args.out, reach))
+    print(evaluate(args.out, reach, args.models))
+    if args.ship:
+        ship(args.out, args.ship)
     print(f"\nplot {args.out / 'scan.png'}; table {args.out / 'scan.md'}")
 
 
