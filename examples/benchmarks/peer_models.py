@@ -23,6 +23,7 @@ import json
 import resource
 import sys
 import warnings
+from collections import namedtuple
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -44,10 +45,24 @@ PACKAGES = {  # versions reported per model
 }
 
 
-# Each builder returns (model, batch, call): `batch` is the package's input for all frames (graph
-# included), `call(batch, training)` returns (energies [frames], forces [atoms, 3]).
+# Each builder takes the elements `zs` (sorted atomic numbers), the dtype and `stats` of the
+# training data: avg_num_neighbors (required), and optionally e0s (eV per atom of each element of
+# zs, the energy shift) and scale (eV, the scale of the network's atomic energies). Without e0s and
+# scale a model keeps its package's neutral values (zero shifts, scale 1), as the timing cases use.
+# It returns a Peer: `graphs(frames)` turns ASE frames into the package's per-structure inputs
+# (neighbour list included), `collate(items)` batches them, and `call(batch, training)` returns
+# (energies [frames], forces [atoms, 3]).
+Peer = namedtuple("Peer", "model graphs collate call")
 
-def so3krates_torch(frames, zs, dtype):
+
+def mean_neighbors(frames, cutoff=CUTOFF):
+    """Neighbours within the cutoff per atom (periodic images included), over all frames."""
+    from ase.neighborlist import neighbor_list
+
+    return sum(len(neighbor_list("i", a, cutoff)) for a in frames) / sum(len(a) for a in frames)
+
+
+def so3krates_torch(zs, dtype, stats):
     from so3krates_torch.data.atomic_data import AtomicData
     from so3krates_torch.data.utils import config_from_atoms
     from so3krates_torch.modules.models import So3krates
@@ -57,53 +72,69 @@ def so3krates_torch(frames, zs, dtype):
     # num_elements, as its own calculator assumes), which gives the quoted 296,809 parameters.
     model = So3krates(
         r_max=CUTOFF, num_radial_basis_fn=32, degrees=[1, 2, 3, 4], num_features=128, num_heads=4, num_layers=3,
-        dtype=dtype,
+        avg_num_neighbors=stats["avg_num_neighbors"], dtype=dtype,
     )
+    head = model.atomic_energy_output_block  # e_i = scale_z * MLP(x_i) + shift_z, indexed by Z - 1
+    with torch.no_grad():
+        for k, z in enumerate(zs):
+            if "e0s" in stats:
+                head.energy_shifts[z - 1] = stats["e0s"][k]
+            if "scale" in stats:
+                head.energy_scales.weight[0, z - 1] = stats["scale"]
     z_table = utils.AtomicNumberTable(list(range(1, 119)))
-    data = [AtomicData.from_config(config_from_atoms(a), z_table=z_table, cutoff=CUTOFF) for a in frames]
-    batch = next(iter(torch_geometric.dataloader.DataLoader(data, batch_size=len(data)))).to_dict()
+
+    def graphs(frames):
+        return [AtomicData.from_config(config_from_atoms(a), z_table=z_table, cutoff=CUTOFF) for a in frames]
+
+    def collate(items):
+        return next(iter(torch_geometric.dataloader.DataLoader(items, batch_size=len(items)))).to_dict()
 
     def call(batch, training):
         out = model(dict(batch), training=training)
         return out["energy"], out["forces"]
 
-    return model, batch, call
+    return Peer(model, graphs, collate, call)
 
 
 def mace(hidden_irreps):
-    def build(frames, zs, dtype):
+    def build(zs, dtype, stats):
         import mace  # noqa: F401  (first: lets e3nn 0.4.4 torch.load its constants under torch >= 2.6)
         from e3nn import o3
         from mace import data, modules, tools
         from mace.tools import torch_geometric
 
         z_table = tools.AtomicNumberTable(list(zs))
-        graphs = [data.AtomicData.from_config(data.config_from_atoms(a), z_table=z_table, cutoff=CUTOFF) for a in frames]
-        batch = next(iter(torch_geometric.dataloader.DataLoader(graphs, batch_size=len(graphs)))).to_dict()
         # mace_run_train's defaults for --model MACE (ScaleShiftMACE with a non-residual first
-        # interaction); avg_num_neighbors as it would be computed from these frames.
+        # interaction); E0s and the scale (its default: the RMS of the training forces) from stats.
         args = tools.build_default_arg_parser().parse_args(["--name", "peer", "--train_file", "unused.xyz"])
         model = modules.ScaleShiftMACE(
             r_max=CUTOFF, num_bessel=args.num_radial_basis, num_polynomial_cutoff=args.num_cutoff_basis,
             max_ell=args.max_ell, interaction_cls=modules.interaction_classes[args.interaction],
             interaction_cls_first=modules.interaction_classes["RealAgnosticInteractionBlock"],
             num_interactions=2, num_elements=len(zs), hidden_irreps=o3.Irreps(hidden_irreps),
-            atomic_energies=np.zeros(len(zs)), avg_num_neighbors=batch["edge_index"].shape[1] / len(batch["batch"]),
+            atomic_energies=np.asarray(stats.get("e0s", np.zeros(len(zs))), dtype=float),
+            avg_num_neighbors=stats["avg_num_neighbors"],
             atomic_numbers=list(zs), correlation=args.correlation, gate=modules.gate_dict[args.gate],
             MLP_irreps=o3.Irreps(args.MLP_irreps), radial_MLP=ast.literal_eval(args.radial_MLP), radial_type=args.radial_type,
-            atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+            atomic_inter_scale=float(stats.get("scale", 1.0)), atomic_inter_shift=0.0,
         ).to(dtype)
+
+        def graphs(frames):
+            return [data.AtomicData.from_config(data.config_from_atoms(a), z_table=z_table, cutoff=CUTOFF) for a in frames]
+
+        def collate(items):
+            return next(iter(torch_geometric.dataloader.DataLoader(items, batch_size=len(items)))).to_dict()
 
         def call(batch, training):
             out = model(dict(batch), training=training, compute_force=True)
             return out["energy"], out["forces"]
 
-        return model, batch, call
+        return Peer(model, graphs, collate, call)
 
     return build
 
 
-def nequip(frames, zs, dtype):
+def nequip(zs, dtype, stats):
     from ase.data import chemical_symbols
     from nequip.data import AtomicDataDict, from_ase
     from nequip.data.transforms import ChemicalSpeciesToAtomTypeMapper, NeighborListTransform
@@ -114,20 +145,30 @@ def nequip(frames, zs, dtype):
     type_names = [chemical_symbols[z] for z in zs]
     to_types = ChemicalSpeciesToAtomTypeMapper(type_names)
     to_graph = NeighborListTransform(r_max=CUTOFF)
-    batch = AtomicDataDict.batched_from_list([to_graph(to_types(from_ase(a))) for a in frames])
-    n_atoms = len(batch[AtomicDataDict.POSITIONS_KEY])
     # NequIPGNNModel's defaults (4 layers, l_max 1, 32 features, parity); the builder requires
-    # avg_num_neighbors, taken from these frames. Its force output also computes the virial.
+    # avg_num_neighbors. Shifts and scales per type as nequip's own configs derive them (per-atom
+    # energy references, force RMS). Its force output also computes the virial.
+    extra = {}
+    if "e0s" in stats:
+        extra["per_type_energy_shifts"] = {name: float(e) for name, e in zip(type_names, stats["e0s"])}
+    if "scale" in stats:
+        extra["per_type_energy_scales"] = {name: float(stats["scale"]) for name in type_names}
     model = NequIPGNNModel(
         seed=SEED, model_dtype=str(dtype).removeprefix("torch."), type_names=type_names, r_max=CUTOFF,
-        avg_num_neighbors=batch[AtomicDataDict.EDGE_INDEX_KEY].shape[1] / n_atoms,
+        avg_num_neighbors=stats["avg_num_neighbors"], **extra,
     )
+
+    def graphs(frames):
+        return [to_graph(to_types(from_ase(a))) for a in frames]
+
+    def collate(items):
+        return AtomicDataDict.batched_from_list(items)
 
     def call(batch, training):
         out = model(batch)  # GraphModel copies the dict: the batch is reused as is
         return out[AtomicDataDict.TOTAL_ENERGY_KEY].view(-1), out[AtomicDataDict.FORCE_KEY]
 
-    return model, batch, call
+    return Peer(model, graphs, collate, call)
 
 
 BUILDERS = {
@@ -156,7 +197,9 @@ def run(args):
     torch.manual_seed(SEED)
     frames = ase.io.read(args.structures / f"{args.case}.extxyz", index=":")
     zs = tuple(sorted(set(BASE_ELEMENTS) | {int(z) for a in frames for z in a.numbers}))
-    model, batch, call = BUILDERS[args.model](frames, zs, dtype)
+    peer = BUILDERS[args.model](zs, dtype, {"avg_num_neighbors": mean_neighbors(frames)})
+    model, call = peer.model, peer.call
+    batch = peer.collate(peer.graphs(frames))
     params = sum(p.numel() for p in model.parameters())
 
     if args.case.startswith("train"):
