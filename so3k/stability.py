@@ -83,7 +83,7 @@ class BondCheck:
             a, b = (int(v[0]) for v in np.nonzero(close))
             return Failure(frame, "bond formed", f"{self.atom(a)}-{self.atom(b)} at {d[a, b]:.2f} Å, not bonded at the start")
         if temperature is not None and self.max_temperature is not None and temperature > self.max_temperature:
-            return Failure(frame, "temperature", f"{temperature:.0f} K above {self.max_temperature:.0f} K")
+            return Failure(frame, "temperature", f"{temperature:.1f} K, above the bound of {self.max_temperature:.1f} K")
         return None
 
     def first_failure(self, frames: Iterable[np.ndarray], temperatures: Optional[Sequence[float]] = None) -> Optional[Failure]:
