@@ -243,10 +243,14 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--structures", type=Path, required=True)
-    args = parser.parse_args()
+    print_result(run, parser.parse_args())
+
+
+def print_result(function, args):
+    """function(args) with the packages' output on stderr; its result as one JSON line on stdout."""
     warnings.filterwarnings("ignore")  # the packages' TorchScript and deprecation warnings
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
-        result = run(args)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = function(args)
     print(json.dumps(result), flush=True)
 
 

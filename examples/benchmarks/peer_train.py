@@ -29,18 +29,16 @@ the budget).
 import argparse
 import contextlib
 import hashlib
-import json
 import math
 import sys
 import time
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import ase.io
 import numpy as np
 import torch
-from peer_models import BUILDERS, PACKAGES, SEED, mean_neighbors
+from peer_models import BUILDERS, PACKAGES, SEED, mean_neighbors, print_result
 
 ENERGY_WEIGHT, FORCES_WEIGHT = 0.01, 0.99
 COMMON = {"ema_decay": 0.99, "plateau_factor": 0.5, "plateau_patience": 25, "early_stopping_patience": 100, "min_lr": 1e-5}
@@ -277,11 +275,7 @@ def main():
     parser.add_argument("--valid-every-s", type=float, default=None, help="validate at least this often (default budget / 8, at least 5 s)")
     parser.add_argument("--lr", type=float, default=None, help="override the model's learning rate")
     parser.add_argument("--batch-size", type=int, default=None, help="override the model's batch size")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")  # the packages' TorchScript and deprecation warnings
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
-        result = run(args)
-    print(json.dumps(result), flush=True)
+    print_result(run, parser.parse_args())
 
 
 if __name__ == "__main__":
