@@ -3,7 +3,7 @@
     python examples/benchmarks/stability.py --jobs 2                       # 3 seeds: 100 ps aspirin and ethanol at 500 K, 20 ps water at 300 K
     python examples/benchmarks/stability.py --seeds 2 --ps 50 --jobs 2     # a reduced run
     python examples/benchmarks/stability.py --checkpoint aspirin=runs/aspirin/best.ckpt --systems aspirin
-    python examples/benchmarks/stability.py --quick --out /tmp/stability  # tiny models, a few hundred steps (CI)
+    python examples/benchmarks/stability.py --quick --out runs/stability-quick  # tiny models, a few hundred steps (CI)
 
 Models: --checkpoint SYSTEM=PATH (a checkpoint, exported to TorchScript as `so3k export --engine
 openmm` does, or an exported file), or else trained here on the shipped set (aspirin and ethanol
